@@ -1,0 +1,42 @@
+//! The short-lived actions containerd runs: `start` (bind the socket, spawn
+//! the server, reply with its address) and `delete` (clean up from the files
+//! in the bundle). Plus `-v` and `-info`.
+
+pub mod delete;
+pub mod socket;
+pub mod start;
+
+use std::fmt;
+
+/// A bootstrap action failed; the message is what containerd shows.
+#[derive(Debug)]
+pub struct BootstrapError(pub String);
+
+impl fmt::Display for BootstrapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BootstrapError {}
+
+/// `-info`: a protobuf `RuntimeInfo` on stdout.
+pub fn info() -> Vec<u8> {
+    use containerd_shim_protos::protobuf::Message;
+    use containerd_shim_protos::types::introspection::{RuntimeInfo, RuntimeVersion};
+    let mut v = RuntimeVersion::new();
+    v.version = crate::VERSION.to_string();
+    let mut info = RuntimeInfo::new();
+    info.name = crate::RUNTIME_NAME.to_string();
+    info.version = Some(v).into();
+    info.write_to_bytes().unwrap_or_default()
+}
+
+/// `-v`: the version text.
+pub fn version() -> String {
+    format!(
+        "containerd-shim-nucleus-v1:\n  Version:  {}\n  Runtime:  {}\n",
+        crate::VERSION,
+        crate::RUNTIME_NAME
+    )
+}

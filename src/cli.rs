@@ -1,0 +1,232 @@
+//! Command line of the shim binary: Go-style single-dash flags as containerd
+//! passes them, and the action to run.
+
+use std::fmt;
+
+/// What the binary was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `start`: spawn the long-lived server and print its address.
+    Start,
+    /// `delete`: clean up a task from the files in its bundle.
+    Delete,
+    /// No action: run as the long-lived ttrpc server (spawned by `start`).
+    Serve,
+    /// `-v` / `--version`.
+    Version,
+    /// `-info`: print a protobuf `RuntimeInfo`.
+    Info,
+}
+
+/// Parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flags {
+    pub namespace: String,
+    pub id: String,
+    pub address: String,
+    pub publish_binary: String,
+    pub bundle: String,
+    pub socket: String,
+    pub debug: bool,
+    pub action: Action,
+}
+
+/// A command line containerd (or a person) gave that the shim cannot use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Usage text printed with a command line error.
+pub const USAGE: &str =
+    "usage: containerd-shim-nucleus-v1 [-namespace NS] [-id ID] [-address ADDR] \
+[-publish-binary BIN] [-bundle DIR] [-socket ADDR] [-debug] [-v] [-info] [start|delete]";
+
+/// Parses arguments (without the program name) the way Go's `flag` package
+/// does: `-f v`, `-f=v`, `--f v`; flags stop at the first positional argument.
+pub fn parse<I, S>(args: I) -> Result<Flags, CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut f = Flags {
+        namespace: String::new(),
+        id: String::new(),
+        address: String::new(),
+        publish_binary: String::new(),
+        bundle: String::new(),
+        socket: String::new(),
+        debug: false,
+        action: Action::Serve,
+    };
+    let mut version = false;
+    let mut info = false;
+    let mut args = args.into_iter().map(Into::into).peekable();
+    let mut positional = Vec::new();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            positional.extend(args.by_ref());
+            break;
+        }
+        let Some(body) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            positional.push(arg);
+            positional.extend(args.by_ref());
+            break;
+        };
+        if body.is_empty() {
+            return Err(CliError(format!("bad flag syntax: {arg}")));
+        }
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        match name {
+            "debug" | "v" | "version" | "info" => {
+                let value = match inline.as_deref() {
+                    None | Some("true") | Some("1") => true,
+                    Some("false") | Some("0") => false,
+                    Some(other) => {
+                        return Err(CliError(format!(
+                            "invalid boolean value {other:?} for -{name}"
+                        )))
+                    }
+                };
+                match name {
+                    "debug" => f.debug = value,
+                    "info" => info = value,
+                    _ => version = value,
+                }
+            }
+            "namespace" | "id" | "address" | "publish-binary" | "bundle" | "socket" => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => args
+                        .next()
+                        .ok_or_else(|| CliError(format!("flag needs an argument: -{name}")))?,
+                };
+                let slot = match name {
+                    "namespace" => &mut f.namespace,
+                    "id" => &mut f.id,
+                    "address" => &mut f.address,
+                    "publish-binary" => &mut f.publish_binary,
+                    "bundle" => &mut f.bundle,
+                    _ => &mut f.socket,
+                };
+                *slot = value;
+            }
+            _ => return Err(CliError(format!("flag provided but not defined: -{name}"))),
+        }
+    }
+    f.action = if version {
+        Action::Version
+    } else if info {
+        Action::Info
+    } else {
+        match positional.first().map(String::as_str) {
+            None => Action::Serve,
+            Some("start") => Action::Start,
+            Some("delete") => Action::Delete,
+            Some(other) => return Err(CliError(format!("unknown action {other:?}"))),
+        }
+    };
+    if matches!(f.action, Action::Start | Action::Delete | Action::Serve) {
+        if f.namespace.is_empty() {
+            return Err(CliError(
+                "shim namespace cannot be empty (-namespace)".into(),
+            ));
+        }
+        if f.id.is_empty() {
+            return Err(CliError("shim id cannot be empty (-id)".into()));
+        }
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_containerd_start_line() {
+        let f = parse([
+            "-namespace",
+            "default",
+            "-address",
+            "/run/containerd/containerd.sock",
+            "-publish-binary",
+            "/usr/bin/containerd",
+            "-id",
+            "c1",
+            "-debug",
+            "start",
+        ])
+        .unwrap();
+        assert_eq!(f.namespace, "default");
+        assert_eq!(f.id, "c1");
+        assert_eq!(f.address, "/run/containerd/containerd.sock");
+        assert_eq!(f.publish_binary, "/usr/bin/containerd");
+        assert!(f.debug);
+        assert_eq!(f.action, Action::Start);
+    }
+
+    #[test]
+    fn accepts_equals_and_double_dash_forms() {
+        let f = parse(["--namespace=k8s.io", "-id=x", "-bundle", "/b", "delete"]).unwrap();
+        assert_eq!(f.namespace, "k8s.io");
+        assert_eq!(f.bundle, "/b");
+        assert_eq!(f.action, Action::Delete);
+    }
+
+    #[test]
+    fn version_and_info_need_no_id() {
+        assert_eq!(parse(["-v"]).unwrap().action, Action::Version);
+        assert_eq!(parse(["--version"]).unwrap().action, Action::Version);
+        assert_eq!(parse(["-info"]).unwrap().action, Action::Info);
+    }
+
+    #[test]
+    fn no_action_means_serve() {
+        assert_eq!(
+            parse(["-namespace", "n", "-id", "i"]).unwrap().action,
+            Action::Serve
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_flag_and_action() {
+        let e = parse(["-namespace", "n", "-id", "i", "-bogus", "start"]).unwrap_err();
+        assert!(e.0.contains("-bogus"), "{e}");
+        let e = parse(["-namespace", "n", "-id", "i", "launch"]).unwrap_err();
+        assert!(e.0.contains("launch"), "{e}");
+    }
+
+    #[test]
+    fn rejects_missing_value_and_bad_bool() {
+        assert!(parse(["-namespace"])
+            .unwrap_err()
+            .0
+            .contains("needs an argument"));
+        assert!(parse(["-debug=maybe"])
+            .unwrap_err()
+            .0
+            .contains("invalid boolean"));
+    }
+
+    #[test]
+    fn start_requires_namespace_and_id() {
+        assert!(parse(["-id", "x", "start"])
+            .unwrap_err()
+            .0
+            .contains("namespace"));
+        assert!(parse(["-namespace", "x", "start"])
+            .unwrap_err()
+            .0
+            .contains("id"));
+    }
+}

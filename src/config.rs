@@ -1,0 +1,382 @@
+//! Shim configuration: a `nucleus.toml` (from the runtime options containerd
+//! passes, else a default path) plus runc-style options, resolved into one
+//! [`Config`] per container.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::options::RuntimeOptions;
+use crate::runtime::Backend;
+
+/// Where the config is read from when containerd passes none.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/nucleus/nucleus.toml";
+/// Environment variable that overrides [`DEFAULT_CONFIG_PATH`].
+pub const CONFIG_ENV: &str = "NUCLEUS_CONFIG";
+/// Largest config file accepted.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// A config that cannot be used; the message names the file and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The `nucleus.toml` file as written.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+}
+
+/// `[runtime]`: which OCI runtime to drive and how.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// `runsc`, `crun`, `runc` or `auto` (default).
+    pub name: Option<String>,
+    /// Binary path or name on PATH; default: the backend's name.
+    pub path: Option<String>,
+    /// The runtime's state directory (`--root`).
+    pub root: Option<String>,
+    /// Extra global flags, e.g. `["--platform=systrap"]` for runsc.
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// Use the systemd cgroup driver (runc/crun `--systemd-cgroup`).
+    #[serde(default)]
+    pub systemd_cgroup: bool,
+}
+
+/// Everything the shim needs to drive a runtime for one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub backend: Backend,
+    pub binary: PathBuf,
+    pub root: PathBuf,
+    pub flags: Vec<String>,
+    pub systemd_cgroup: bool,
+    /// Where the settings came from, for logs and errors.
+    pub source: String,
+}
+
+impl FileConfig {
+    /// Parses and validates a config body; `origin` names it in errors.
+    pub fn parse(body: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: FileConfig = toml::from_str(body)
+            .map_err(|e| ConfigError(format!("config {origin}: {}", e.to_string().trim())))?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let origin = path.display().to_string();
+        let meta = std::fs::metadata(path)
+            .map_err(|e| ConfigError(format!("config {origin}: cannot read: {e}")))?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError(format!(
+                "config {origin}: {} bytes is larger than the {MAX_CONFIG_BYTES} byte limit",
+                meta.len()
+            )));
+        }
+        let body = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("config {origin}: cannot read: {e}")))?;
+        Self::parse(&body, &origin)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let r = &self.runtime;
+        if let Some(name) = &r.name {
+            if name != "auto" && Backend::from_name(name).is_none() {
+                return Err(ConfigError(format!(
+                    "config {origin}: runtime.name = {name:?} is not one of \"runsc\", \"crun\", \"runc\", \"auto\""
+                )));
+            }
+        }
+        if let Some(path) = &r.path {
+            if path.is_empty() || (path.contains('/') && !path.starts_with('/')) {
+                return Err(ConfigError(format!(
+                    "config {origin}: runtime.path = {path:?} must be an absolute path or a bare name on PATH"
+                )));
+            }
+        }
+        if let Some(root) = &r.root {
+            if !root.starts_with('/') {
+                return Err(ConfigError(format!(
+                    "config {origin}: runtime.root = {root:?} must be an absolute path"
+                )));
+            }
+        }
+        for flag in &r.flags {
+            if !flag.starts_with("--") || flag.len() < 3 {
+                return Err(ConfigError(format!(
+                    "config {origin}: runtime.flags entry {flag:?} must be a long flag like \"--name=value\""
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The default config path: `$NUCLEUS_CONFIG`, else [`DEFAULT_CONFIG_PATH`].
+pub fn default_config_path() -> PathBuf {
+    std::env::var_os(CONFIG_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+}
+
+/// Finds `name` in the directories of `path_env` (or returns it if it is a path).
+pub fn find_binary(name: &str, path_env: Option<&str>) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return is_executable(&p).then_some(p);
+    }
+    let dirs = path_env.unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    dirs.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Resolves the config for one container from the options containerd sent.
+///
+/// Strongest first: the config file (runtimeoptions ConfigPath/ConfigBody,
+/// else `$NUCLEUS_CONFIG`, else [`DEFAULT_CONFIG_PATH`] if it exists), then a
+/// runc `Options` BinaryName/Root, then auto-detection (runsc, crun, runc).
+pub fn resolve(
+    opts: &RuntimeOptions,
+    namespace: &str,
+    default_config: &Path,
+    path_env: Option<&str>,
+) -> Result<Config, ConfigError> {
+    let (file, source) = match opts {
+        RuntimeOptions::Config { body, .. } if !body.is_empty() => (
+            FileConfig::parse(body, "ConfigBody")?,
+            "ConfigBody".to_string(),
+        ),
+        RuntimeOptions::Config { path, .. } if !path.is_empty() => {
+            (FileConfig::load(Path::new(path))?, path.clone())
+        }
+        _ => {
+            if default_config.exists() {
+                (
+                    FileConfig::load(default_config)?,
+                    default_config.display().to_string(),
+                )
+            } else {
+                (FileConfig::default(), "defaults".to_string())
+            }
+        }
+    };
+    let r = &file.runtime;
+    let (runc_binary, runc_root, runc_systemd) = match opts {
+        RuntimeOptions::Runc {
+            binary_name,
+            root,
+            systemd_cgroup,
+        } => (binary_name.as_str(), root.as_str(), *systemd_cgroup),
+        _ => ("", "", false),
+    };
+    let named = r
+        .name
+        .as_deref()
+        .filter(|n| *n != "auto")
+        .and_then(Backend::from_name);
+    let (backend, binary) = if let Some(path) = r.path.as_deref() {
+        let backend = named.unwrap_or_else(|| Backend::from_binary(path));
+        (backend, locate(path, path_env, &source)?)
+    } else if let Some(backend) = named {
+        (backend, locate(backend.name(), path_env, &source)?)
+    } else if !runc_binary.is_empty() {
+        (
+            Backend::from_binary(runc_binary),
+            locate(runc_binary, path_env, "runc options BinaryName")?,
+        )
+    } else {
+        Backend::ALL
+            .iter()
+            .find_map(|b| find_binary(b.name(), path_env).map(|p| (*b, p)))
+            .ok_or_else(|| {
+                ConfigError(
+                    "no OCI runtime found: none of runsc, crun, runc is on PATH (install one or set runtime.path in nucleus.toml)"
+                        .to_string(),
+                )
+            })?
+    };
+    let root = match (&r.root, runc_root) {
+        (Some(root), _) => PathBuf::from(root),
+        (None, root) if !root.is_empty() => PathBuf::from(root),
+        _ => Path::new("/run/nucleus")
+            .join(backend.name())
+            .join(namespace),
+    };
+    Ok(Config {
+        backend,
+        binary,
+        root,
+        flags: r.flags.clone(),
+        systemd_cgroup: r.systemd_cgroup || runc_systemd,
+        source,
+    })
+}
+
+fn locate(name: &str, path_env: Option<&str>, source: &str) -> Result<PathBuf, ConfigError> {
+    find_binary(name, path_env).ok_or_else(|| {
+        ConfigError(format!(
+            "runtime binary {name:?} (from {source}) not found{}",
+            if name.contains('/') {
+                " or not executable"
+            } else {
+                " on PATH"
+            }
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_bin_dir(names: &[&str]) -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for n in names {
+            let p = dir.path().join(n);
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn parses_full_runtime_section() {
+        let c = FileConfig::parse(
+            "[runtime]\nname = \"runsc\"\nroot = \"/run/x\"\nflags = [\"--platform=systrap\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.runtime.name.as_deref(), Some("runsc"));
+        assert_eq!(c.runtime.flags, vec!["--platform=systrap"]);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = FileConfig::parse("[runtime]\nbinary = \"x\"\n", "nucleus.toml").unwrap_err();
+        assert!(
+            e.0.contains("nucleus.toml") && e.0.contains("binary"),
+            "{e}"
+        );
+        let e = FileConfig::parse("[runtim]\n", "f").unwrap_err();
+        assert!(e.0.contains("runtim"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = FileConfig::parse("[runtime]\nname = \"kata\"\n", "f").unwrap_err();
+        assert!(e.0.contains("kata"), "{e}");
+        let e = FileConfig::parse("[runtime]\nroot = \"rel\"\n", "f").unwrap_err();
+        assert!(e.0.contains("absolute"), "{e}");
+        let e = FileConfig::parse("[runtime]\nflags = [\"-x\"]\n", "f").unwrap_err();
+        assert!(e.0.contains("-x"), "{e}");
+        let e = FileConfig::parse("[runtime]\nname = 3\n", "f").unwrap_err();
+        assert!(e.0.contains("name"), "{e}");
+        let e = FileConfig::parse("not toml at all [", "f").unwrap_err();
+        assert!(e.0.starts_with("config f:"), "{e}");
+    }
+
+    #[test]
+    fn missing_config_file_is_named() {
+        let opts = RuntimeOptions::Config {
+            path: "/nonexistent/nucleus.toml".into(),
+            body: String::new(),
+        };
+        let e = resolve(&opts, "default", Path::new("/none"), Some("/nonexistent")).unwrap_err();
+        assert!(e.0.contains("/nonexistent/nucleus.toml"), "{e}");
+    }
+
+    #[test]
+    fn auto_detect_prefers_runsc_then_crun_then_runc() {
+        let d = fake_bin_dir(&["runc", "crun"]);
+        let path = d.path().to_str().unwrap();
+        let opts = RuntimeOptions::Config {
+            path: String::new(),
+            body: "[runtime]\nname = \"auto\"\n".into(),
+        };
+        let c = resolve(&opts, "ns", Path::new("/none"), Some(path)).unwrap();
+        assert_eq!(c.backend, Backend::Crun);
+        assert_eq!(c.root, PathBuf::from("/run/nucleus/crun/ns"));
+        let d2 = fake_bin_dir(&["runc", "crun", "runsc"]);
+        let c = resolve(
+            &opts,
+            "ns",
+            Path::new("/none"),
+            Some(d2.path().to_str().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(c.backend, Backend::Runsc);
+    }
+
+    #[test]
+    fn config_name_beats_runc_binary_name() {
+        let d = fake_bin_dir(&["runc", "crun"]);
+        let path = d.path().to_str().unwrap();
+        let opts = RuntimeOptions::Config {
+            path: String::new(),
+            body: "[runtime]\nname = \"runc\"\n".into(),
+        };
+        assert_eq!(
+            resolve(&opts, "n", Path::new("/none"), Some(path))
+                .unwrap()
+                .backend,
+            Backend::Runc
+        );
+        let runc_opts = RuntimeOptions::Runc {
+            binary_name: "crun".into(),
+            root: "/custom".into(),
+            systemd_cgroup: false,
+        };
+        let c = resolve(&runc_opts, "n", Path::new("/none"), Some(path)).unwrap();
+        assert_eq!(c.backend, Backend::Crun);
+        assert_eq!(c.root, PathBuf::from("/custom"));
+    }
+
+    #[test]
+    fn missing_runtime_binary_is_named() {
+        let d = fake_bin_dir(&[]);
+        let opts = RuntimeOptions::Config {
+            path: String::new(),
+            body: "[runtime]\nname = \"crun\"\n".into(),
+        };
+        let e = resolve(
+            &opts,
+            "n",
+            Path::new("/none"),
+            Some(d.path().to_str().unwrap()),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("\"crun\"") && e.0.contains("not found"), "{e}");
+        let e = resolve(
+            &RuntimeOptions::None,
+            "n",
+            Path::new("/none"),
+            Some(d.path().to_str().unwrap()),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("no OCI runtime found"), "{e}");
+    }
+}

@@ -1,0 +1,105 @@
+//! The differences between runsc, crun and runc, kept in one place.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Which OCI runtime CLI the shim drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Runsc,
+    Crun,
+    Runc,
+}
+
+impl Backend {
+    /// Auto-detection order: strongest isolation first.
+    pub const ALL: [Backend; 3] = [Backend::Runsc, Backend::Crun, Backend::Runc];
+
+    /// The backend's binary (and config) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Runsc => "runsc",
+            Backend::Crun => "crun",
+            Backend::Runc => "runc",
+        }
+    }
+
+    /// Parses a config name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Guesses the backend from a binary path; unknown binaries are treated
+    /// as runc-compatible.
+    pub fn from_binary(path: &str) -> Self {
+        let file = path.rsplit('/').next().unwrap_or(path);
+        if file.contains("runsc") {
+            Backend::Runsc
+        } else if file.contains("crun") {
+            Backend::Crun
+        } else {
+            Backend::Runc
+        }
+    }
+
+    /// Flags this backend needs for a given spec, before the user's own flags.
+    ///
+    /// runsc refuses a network namespace without a path ("cannot run with
+    /// network enabled in root network namespace"): such a spec gets
+    /// `--network=none` (loopback only, like runc's empty netns); a netns with
+    /// a path (CRI pods) keeps sandbox networking; no netns entry means host.
+    pub fn spec_flags(self, spec: &Value) -> Vec<String> {
+        if self != Backend::Runsc {
+            return Vec::new();
+        }
+        let netns = spec
+            .pointer("/linux/namespaces")
+            .and_then(Value::as_array)
+            .and_then(|nss| {
+                nss.iter()
+                    .find(|ns| ns.get("type").and_then(Value::as_str) == Some("network"))
+            });
+        match netns {
+            None => vec!["--network=host".into()],
+            Some(ns) => match ns.get("path").and_then(Value::as_str) {
+                Some(p) if !p.is_empty() => Vec::new(),
+                _ => vec!["--network=none".into()],
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_round_trip() {
+        for b in Backend::ALL {
+            assert_eq!(Backend::from_name(b.name()), Some(b));
+        }
+        assert_eq!(Backend::from_name("kata"), None);
+    }
+
+    #[test]
+    fn binary_names_map_to_backends() {
+        assert_eq!(Backend::from_binary("/usr/bin/runsc"), Backend::Runsc);
+        assert_eq!(Backend::from_binary("crun"), Backend::Crun);
+        assert_eq!(Backend::from_binary("/opt/bin/my-runc"), Backend::Runc);
+    }
+
+    #[test]
+    fn runsc_network_mapping() {
+        let b = Backend::Runsc;
+        let own = json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "network"}]}});
+        assert_eq!(b.spec_flags(&own), vec!["--network=none"]);
+        let pod =
+            json!({"linux": {"namespaces": [{"type": "network", "path": "/var/run/netns/x"}]}});
+        assert!(b.spec_flags(&pod).is_empty());
+        let host = json!({"linux": {"namespaces": [{"type": "pid"}]}});
+        assert_eq!(b.spec_flags(&host), vec!["--network=host"]);
+        assert!(Backend::Runc.spec_flags(&own).is_empty());
+    }
+}

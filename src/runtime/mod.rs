@@ -1,0 +1,364 @@
+//! OCI runtime CLI driver: one command builder for runsc, crun and runc.
+//! Backend differences live in [`backend`].
+
+mod backend;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+pub use backend::Backend;
+
+/// Name of the file in the bundle that records how the runtime was invoked,
+/// so `delete` can clean up without the server.
+pub const RUNTIME_FILE: &str = "nucleus-runtime.json";
+/// The runtime's JSON log in the bundle.
+pub const LOG_FILE: &str = "log.json";
+
+/// A runtime command that failed; `message` is the runtime's own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeError {
+    pub runtime: String,
+    pub op: &'static str,
+    pub id: String,
+    pub message: String,
+    /// The runtime says the container does not exist.
+    pub not_found: bool,
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {}: {}",
+            self.runtime, self.op, self.id, self.message
+        )
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+/// What running a command produced.
+#[derive(Debug, Default)]
+pub struct CommandOutput {
+    /// Exit code, or 128 + signal.
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Runs runtime commands. The shim's server runs them through its reaper
+/// (so their exit codes are never stolen); `delete` runs them directly.
+pub trait CommandRunner: Send + Sync {
+    /// Spawns `cmd` (stdout/stderr captured unless already set) and waits for it.
+    fn run(&self, cmd: Command) -> std::io::Result<CommandOutput>;
+}
+
+/// Runs commands with std's own wait: for processes that are not subreapers.
+pub struct DirectRunner;
+
+impl CommandRunner for DirectRunner {
+    fn run(&self, mut cmd: Command) -> std::io::Result<CommandOutput> {
+        let out = cmd.output()?;
+        Ok(CommandOutput {
+            status: exit_code(out.status),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Stdio handed to the container's first process by `create`.
+#[derive(Debug)]
+pub struct CreateIo {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// How to invoke the runtime for one container. Persisted in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runtime {
+    pub backend: Backend,
+    pub binary: PathBuf,
+    pub root: PathBuf,
+    /// Global flags: backend flags for this spec, then the user's.
+    pub flags: Vec<String>,
+    pub systemd_cgroup: bool,
+    /// `--log` target (JSON lines), inside the bundle.
+    pub log: PathBuf,
+}
+
+impl Runtime {
+    /// Reads the runtime record a previous Create left in `bundle`.
+    pub fn load(bundle: &Path) -> std::io::Result<Option<Self>> {
+        match std::fs::read(bundle.join(RUNTIME_FILE)) {
+            Ok(data) => serde_json::from_slice(&data)
+                .map(Some)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records this runtime in `bundle` for `delete`.
+    pub fn save(&self, bundle: &Path) -> std::io::Result<()> {
+        let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        let tmp = bundle.join(format!(".{RUNTIME_FILE}.tmp"));
+        std::fs::write(&tmp, data)?;
+        std::fs::rename(tmp, bundle.join(RUNTIME_FILE))
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        let mut global: Vec<OsString> = vec![
+            "--root".into(),
+            self.root.clone().into(),
+            "--log".into(),
+            self.log.clone().into(),
+            "--log-format".into(),
+            "json".into(),
+        ];
+        if self.systemd_cgroup {
+            global.push("--systemd-cgroup".into());
+        }
+        global.extend(self.flags.iter().map(OsString::from));
+        cmd.args(global).args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Error-level messages the runtime logged after `offset`.
+    fn log_errors(&self, offset: u64) -> Vec<String> {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            if f.seek(SeekFrom::Start(offset)).is_ok() {
+                let _ = f.take(64 * 1024).read_to_string(&mut text);
+            }
+        }
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                matches!(
+                    v.get("level").and_then(|l| l.as_str()),
+                    Some("error") | Some("fatal") | Some("panic")
+                )
+            })
+            .filter_map(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string))
+            .collect()
+    }
+
+    fn exec(
+        &self,
+        runner: &dyn CommandRunner,
+        op: &'static str,
+        id: &str,
+        cmd: Command,
+    ) -> Result<CommandOutput, RuntimeError> {
+        let offset = self.log_len();
+        let err = |message: String| RuntimeError {
+            runtime: self.backend.name().to_string(),
+            op,
+            id: id.to_string(),
+            not_found: is_not_found(&message),
+            message,
+        };
+        let out = runner
+            .run(cmd)
+            .map_err(|e| err(format!("cannot execute {}: {e}", self.binary.display())))?;
+        if out.status == 0 {
+            return Ok(out);
+        }
+        let mut msgs = self.log_errors(offset);
+        if msgs.is_empty() {
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if !stderr.is_empty() {
+                msgs.push(stderr);
+            }
+        }
+        if msgs.is_empty() {
+            msgs.push(format!("exit status {}", out.status));
+        }
+        Err(err(msgs.join("; ")))
+    }
+
+    /// `create --bundle B --pid-file P ID`, with the container's stdio.
+    pub fn create(
+        &self,
+        runner: &dyn CommandRunner,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        io: CreateIo,
+    ) -> Result<(), RuntimeError> {
+        let bundle_s = bundle.to_string_lossy();
+        let pid_s = pid_file.to_string_lossy();
+        let mut cmd = self.command(&["create", "--bundle", &bundle_s, "--pid-file", &pid_s, id]);
+        cmd.stdin(Stdio::from(io.stdin))
+            .stdout(Stdio::from(io.stdout))
+            .stderr(Stdio::from(io.stderr))
+            .current_dir(bundle);
+        self.exec(runner, "create", id, cmd).map(drop)
+    }
+
+    /// `start ID`.
+    pub fn start(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
+        self.exec(runner, "start", id, self.command(&["start", id]))
+            .map(drop)
+    }
+
+    /// `kill [--all] ID SIGNAL`.
+    pub fn kill(
+        &self,
+        runner: &dyn CommandRunner,
+        id: &str,
+        signal: u32,
+        all: bool,
+    ) -> Result<(), RuntimeError> {
+        let sig = signal.to_string();
+        let mut args = vec!["kill"];
+        if all {
+            args.push("--all");
+        }
+        args.extend([id, sig.as_str()]);
+        self.exec(runner, "kill", id, self.command(&args)).map(drop)
+    }
+
+    /// `delete [--force] ID`.
+    pub fn delete(
+        &self,
+        runner: &dyn CommandRunner,
+        id: &str,
+        force: bool,
+    ) -> Result<(), RuntimeError> {
+        let args: &[&str] = if force {
+            &["delete", "--force", id]
+        } else {
+            &["delete", id]
+        };
+        self.exec(runner, "delete", id, self.command(args))
+            .map(drop)
+    }
+
+    /// `ps --format json ID`: the container's host pids.
+    pub fn ps(&self, runner: &dyn CommandRunner, id: &str) -> Result<Vec<u32>, RuntimeError> {
+        let out = self.exec(
+            runner,
+            "ps",
+            id,
+            self.command(&["ps", "--format", "json", id]),
+        )?;
+        parse_ps(&out.stdout).map_err(|message| RuntimeError {
+            runtime: self.backend.name().to_string(),
+            op: "ps",
+            id: id.to_string(),
+            message,
+            not_found: false,
+        })
+    }
+}
+
+/// runc and crun print `[pid, ...]`; runsc prints `[{"PID": n, ...}, ...]`.
+fn parse_ps(stdout: &[u8]) -> Result<Vec<u32>, String> {
+    let text = String::from_utf8_lossy(stdout);
+    let text = text.trim();
+    if text.is_empty() || text == "null" {
+        return Ok(Vec::new());
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("unreadable ps output: {e}"))?;
+    let items = v.as_array().ok_or("ps output is not a JSON array")?;
+    Ok(items
+        .iter()
+        .filter_map(|i| {
+            i.as_u64()
+                .or_else(|| i.get("PID").and_then(|p| p.as_u64()))
+                .and_then(|p| u32::try_from(p).ok())
+        })
+        .collect())
+}
+
+fn is_not_found(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("does not exist") || m.contains("not found") || m.contains("no such container")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_output_of_each_runtime() {
+        assert_eq!(parse_ps(b"[12,34]\n").unwrap(), vec![12, 34]);
+        assert_eq!(
+            parse_ps(br#"[{"UID":0,"PID":1,"PPID":0,"Cmd":"sh"}]"#).unwrap(),
+            vec![1]
+        );
+        assert_eq!(parse_ps(b"null").unwrap(), Vec::<u32>::new());
+        assert!(parse_ps(b"garbage").is_err());
+    }
+
+    #[test]
+    fn error_message_comes_from_log_then_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Runtime {
+            backend: Backend::Runc,
+            binary: "/bin/sh".into(),
+            root: dir.path().join("root"),
+            flags: vec![],
+            systemd_cgroup: false,
+            log: dir.path().join("log.json"),
+        };
+        std::fs::write(&rt.log, "{\"level\":\"error\",\"msg\":\"old failure\"}\n").unwrap();
+        // /bin/sh with runc-style args fails; the log has no new line, so stderr is used.
+        let e = rt.start(&DirectRunner, "c1").unwrap_err();
+        assert!(!e.message.contains("old failure"), "{e}");
+        assert!(e.to_string().starts_with("runc start c1: "), "{e}");
+    }
+
+    #[test]
+    fn missing_binary_is_named() {
+        let rt = Runtime {
+            backend: Backend::Crun,
+            binary: "/nonexistent/crun".into(),
+            root: "/tmp/x".into(),
+            flags: vec![],
+            systemd_cgroup: false,
+            log: "/tmp/x/log.json".into(),
+        };
+        let e = rt.kill(&DirectRunner, "c", 9, false).unwrap_err();
+        assert!(e.message.contains("/nonexistent/crun"), "{e}");
+    }
+
+    #[test]
+    fn runtime_record_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Runtime {
+            backend: Backend::Runsc,
+            binary: "/usr/bin/runsc".into(),
+            root: "/run/nucleus/runsc/default".into(),
+            flags: vec!["--network=none".into()],
+            systemd_cgroup: false,
+            log: dir.path().join(LOG_FILE),
+        };
+        rt.save(dir.path()).unwrap();
+        assert_eq!(Runtime::load(dir.path()).unwrap(), Some(rt));
+        assert_eq!(Runtime::load(&dir.path().join("nope")).unwrap(), None);
+    }
+}

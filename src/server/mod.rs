@@ -1,0 +1,278 @@
+//! The long-lived shim process: a ttrpc server on the socket `start` bound,
+//! serving the Task service under both `containerd.task.v2.Task` and
+//! `containerd.task.v3.Task`, reaping children on SIGCHLD, and exiting after
+//! an accepted Shutdown.
+//!
+//! One thread runs everything that is not a runtime CLI call: accepting,
+//! reading frames, answering fast RPCs, reaping. An idle shim is this thread
+//! and the event publisher's, nothing else.
+
+use std::fmt;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::ttrpc::{Code, Request, Status};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::cli::Flags;
+use crate::events::Publisher;
+use crate::reaper::Reaper;
+use crate::task::TaskService;
+use crate::wire;
+
+/// Service names the Task API is served under.
+pub const TASK_SERVICES: [&str; 2] = ["containerd.task.v2.Task", "containerd.task.v3.Task"];
+/// The fd `start` passes the bound listener on.
+pub const LISTENER_FD: i32 = 3;
+
+/// The server could not start; names what failed.
+#[derive(Debug)]
+pub struct ServerError(pub String);
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+struct Conn {
+    stream: Arc<UnixStream>,
+    write_lock: Arc<Mutex<()>>,
+    buf: Vec<u8>,
+}
+
+/// Wakes the server loop from other threads.
+#[derive(Clone)]
+struct Waker {
+    fd: Arc<OwnedFd>,
+    exit: Arc<AtomicBool>,
+}
+
+impl Waker {
+    fn request_exit(&self) {
+        self.exit.store(true, Ordering::SeqCst);
+        let _ = nix::unistd::write(self.fd.as_fd(), &1u64.to_ne_bytes());
+    }
+}
+
+/// Runs the shim server until Shutdown. Called in the daemon `start` spawned.
+pub fn run(flags: &Flags) -> Result<(), ServerError> {
+    // Block SIGCHLD before any thread exists, so only the signalfd sees it.
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block()
+        .map_err(|e| ServerError(format!("blocking SIGCHLD: {e}")))?;
+    // SAFETY: setting SIGPIPE to ignored is process-wide and has no other effect.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // Fewer malloc arenas: the shim's memory per container is what counts.
+    // SAFETY: mallopt takes plain integers.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| ServerError(format!("signalfd: {e}")))?;
+    Reaper::become_subreaper().map_err(|e| ServerError(format!("PR_SET_CHILD_SUBREAPER: {e}")))?;
+
+    // SAFETY: fd 3 is the listener `start` handed over; nothing else owns it.
+    let listener = unsafe { UnixListener::from_raw_fd(LISTENER_FD) };
+    nix::fcntl::fcntl(
+        &listener,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|e| ServerError(format!("listener fd {LISTENER_FD}: {e}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ServerError(format!("listener fd {LISTENER_FD}: {e}")))?;
+
+    let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
+    let events = Publisher::start(&ttrpc_address, &flags.namespace)
+        .map_err(|e| ServerError(format!("starting event publisher: {e}")))?;
+    let reaper = Arc::new(Reaper::new());
+    let wake_fd = nix::sys::eventfd::EventFd::from_value_and_flags(
+        0,
+        nix::sys::eventfd::EfdFlags::EFD_CLOEXEC | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
+    )
+    .map_err(|e| ServerError(format!("eventfd: {e}")))?;
+    let waker = Waker {
+        fd: Arc::new(OwnedFd::from(wake_fd)),
+        exit: Arc::new(AtomicBool::new(false)),
+    };
+    let w = waker.clone();
+    let service = Arc::new(TaskService::new(
+        &flags.namespace,
+        reaper.clone(),
+        events.clone(),
+        Box::new(move || w.request_exit()),
+    ));
+    log::info!("serving {} (pid {})", flags.id, std::process::id());
+    event_loop(&listener, &sigfd, &waker, &reaper, &service);
+
+    if !flags.socket.is_empty() {
+        let path = flags
+            .socket
+            .strip_prefix("unix://")
+            .unwrap_or(&flags.socket);
+        let _ = std::fs::remove_file(path);
+    }
+    if !events.flush(Duration::from_secs(3)) {
+        log::error!("exiting with undelivered events");
+    }
+    events.close();
+    log::info!("shim exiting");
+    Ok(())
+}
+
+fn event_loop(
+    listener: &UnixListener,
+    sigfd: &SignalFd,
+    waker: &Waker,
+    reaper: &Reaper,
+    service: &Arc<TaskService>,
+) {
+    let mut conns: Vec<Conn> = Vec::new();
+    while !waker.exit.load(Ordering::SeqCst) {
+        let (ready_listener, ready_sig, ready_conns) = {
+            let mut fds = vec![
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(waker.fd.as_fd(), PollFlags::POLLIN),
+            ];
+            fds.extend(
+                conns
+                    .iter()
+                    .map(|c| PollFd::new(c.stream.as_fd(), PollFlags::POLLIN)),
+            );
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => {
+                    log::error!("poll: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            (
+                ready(&fds[0]),
+                ready(&fds[1]),
+                fds[3..].iter().map(ready).collect::<Vec<_>>(),
+            )
+        };
+        if ready_sig {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
+            for exit in reaper.reap() {
+                service.process_exited(exit);
+            }
+        }
+        let mut closed = Vec::new();
+        for (i, ready) in ready_conns.into_iter().enumerate() {
+            if ready && !read_conn(&mut conns[i], service) {
+                closed.push(i);
+            }
+        }
+        for i in closed.into_iter().rev() {
+            conns.swap_remove(i);
+        }
+        if ready_listener {
+            while let Ok((stream, _)) = listener.accept() {
+                if stream.set_nonblocking(true).is_ok() {
+                    conns.push(Conn {
+                        stream: Arc::new(stream),
+                        write_lock: Arc::new(Mutex::new(())),
+                        buf: Vec::new(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Reads what is available and dispatches whole frames; false when closed.
+fn read_conn(conn: &mut Conn, service: &Arc<TaskService>) -> bool {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match (&*conn.stream).read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    while conn.buf.len() >= wire::HEADER_LEN {
+        let mut hb = [0u8; wire::HEADER_LEN];
+        hb.copy_from_slice(&conn.buf[..wire::HEADER_LEN]);
+        let h = wire::Header::parse(&hb);
+        if h.length as usize > wire::MAX_MESSAGE {
+            log::warn!(
+                "closing connection: {} byte message exceeds the limit",
+                h.length
+            );
+            return false;
+        }
+        let total = wire::HEADER_LEN + h.length as usize;
+        if conn.buf.len() < total {
+            break;
+        }
+        let body: Vec<u8> = conn.buf.drain(..total).skip(wire::HEADER_LEN).collect();
+        if h.kind == wire::TYPE_REQUEST {
+            handle_request(conn, h.stream_id, &body, service);
+        }
+    }
+    true
+}
+
+fn status(code: Code, message: String) -> Status {
+    let mut s = Status::new();
+    s.code = code.into();
+    s.message = message;
+    s
+}
+
+fn handle_request(conn: &Conn, stream_id: u32, body: &[u8], service: &Arc<TaskService>) {
+    let stream = conn.stream.clone();
+    let write_lock = conn.write_lock.clone();
+    let reply = Box::new(move |result: Result<Vec<u8>, Status>| {
+        let frame = wire::response_frame(stream_id, result);
+        let _guard = write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = wire::write_all_wait(&mut &*stream, &frame) {
+            log::warn!("writing response to fd {}: {e}", stream.as_raw_fd());
+        }
+    });
+    let req = match Request::parse_from_bytes(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return reply(Err(status(
+                Code::INVALID_ARGUMENT,
+                format!("malformed ttrpc request: {e}"),
+            )))
+        }
+    };
+    if !TASK_SERVICES.contains(&req.service.as_str()) {
+        return reply(Err(status(
+            Code::UNIMPLEMENTED,
+            format!("service {} is not served by this shim", req.service),
+        )));
+    }
+    log::debug!("rpc {}/{}", req.service, req.method);
+    service.dispatch(&req.method, req.payload, reply);
+}
+
+/// Removes a socket file given as `unix://PATH` or a path.
+pub fn remove_socket(address: &str) {
+    let path = Path::new(address.strip_prefix("unix://").unwrap_or(address));
+    let _ = std::fs::remove_file(path);
+}
+
+/// The socket path in an address.
+pub fn socket_path(address: &str) -> PathBuf {
+    PathBuf::from(address.strip_prefix("unix://").unwrap_or(address))
+}

@@ -1,0 +1,255 @@
+//! A container: its bundle, the runtime that drives it, its rootfs mounts
+//! and its processes. Creation and teardown of the runtime container.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use containerd_shim_protos::api::CreateTaskRequest;
+use serde_json::Value;
+
+use super::error::TaskError;
+use super::process::Process;
+use crate::config;
+use crate::io::{self, StdioPaths};
+use crate::mount;
+use crate::options::{self, RuntimeOptions};
+use crate::runtime::{CommandRunner, Runtime, LOG_FILE};
+
+/// File in the bundle holding the options Any `start` received.
+pub const START_OPTIONS_FILE: &str = "nucleus-options.pb";
+/// Largest config.json accepted.
+const MAX_SPEC_BYTES: u64 = 16 << 20;
+
+/// A container the shim serves.
+pub struct Container {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub runtime: Runtime,
+    /// The shim mounted `rootfs` and must unmount it.
+    pub mounted_rootfs: bool,
+    pub init: Process,
+    pub execs: HashMap<String, Process>,
+}
+
+/// Reads and parses the bundle's config.json.
+pub fn read_spec(bundle: &Path) -> Result<Value, TaskError> {
+    let path = bundle.join("config.json");
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        TaskError::invalid(format!("bundle {}: config.json: {e}", bundle.display()))
+    })?;
+    if meta.len() > MAX_SPEC_BYTES {
+        return Err(TaskError::invalid(format!(
+            "{}: {} bytes exceeds the {MAX_SPEC_BYTES} byte limit",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let data =
+        std::fs::read(&path).map_err(|e| TaskError::invalid(format!("{}: {e}", path.display())))?;
+    let spec: Value = serde_json::from_slice(&data)
+        .map_err(|e| TaskError::invalid(format!("{}: malformed JSON: {e}", path.display())))?;
+    if !spec.is_object() {
+        return Err(TaskError::invalid(format!(
+            "{}: the OCI spec must be a JSON object",
+            path.display()
+        )));
+    }
+    Ok(spec)
+}
+
+/// Resolves the runtime for a Create: options from the request, else the
+/// ones `start` persisted in the bundle.
+pub fn resolve_runtime(
+    req: &CreateTaskRequest,
+    namespace: &str,
+    spec: &Value,
+) -> Result<Runtime, TaskError> {
+    let bundle = Path::new(&req.bundle);
+    let opts = match req.options.as_ref() {
+        Some(any) if !any.type_url.is_empty() => options::decode_any(any),
+        _ => match std::fs::read(bundle.join(START_OPTIONS_FILE)) {
+            Ok(data) => options::decode_any_bytes(&data),
+            Err(_) => Ok(RuntimeOptions::None),
+        },
+    }
+    .map_err(|e| TaskError::invalid(format!("container {}: {e}", req.id)))?;
+    let path_env = std::env::var("PATH").ok();
+    let cfg = config::resolve(
+        &opts,
+        namespace,
+        &config::default_config_path(),
+        path_env.as_deref(),
+    )
+    .map_err(|e| TaskError::invalid(format!("container {}: {e}", req.id)))?;
+    let mut flags = cfg.backend.spec_flags(spec);
+    flags.extend(cfg.flags.iter().cloned());
+    log::info!(
+        "container {}: runtime {} ({}) from {}",
+        req.id,
+        cfg.backend.name(),
+        cfg.binary.display(),
+        cfg.source
+    );
+    Ok(Runtime {
+        backend: cfg.backend,
+        binary: cfg.binary,
+        root: cfg.root,
+        flags,
+        systemd_cgroup: cfg.systemd_cgroup,
+        log: bundle.join(LOG_FILE),
+    })
+}
+
+/// Validates a container id the way runc does: no path tricks.
+pub fn check_id(id: &str) -> Result<(), TaskError> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id != "."
+        && id != ".."
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(TaskError::invalid(format!(
+            "invalid container id {id:?}: use letters, digits and _ - . +"
+        )))
+    }
+}
+
+/// Creates the runtime container: mounts, stdio, `runtime create`, pid file.
+/// On failure everything it did is undone.
+pub fn create(
+    req: &CreateTaskRequest,
+    namespace: &str,
+    runner: &dyn CommandRunner,
+) -> Result<Container, TaskError> {
+    check_id(&req.id)?;
+    let bundle = PathBuf::from(&req.bundle);
+    if !bundle.is_absolute() {
+        return Err(TaskError::invalid(format!(
+            "container {}: bundle path {:?} is not absolute",
+            req.id, req.bundle
+        )));
+    }
+    let spec = read_spec(&bundle)?;
+    let runtime = resolve_runtime(req, namespace, &spec)?;
+    std::fs::create_dir_all(&runtime.root).map_err(|e| {
+        TaskError::internal(format!("runtime root {}: {e}", runtime.root.display()))
+    })?;
+    runtime.save(&bundle).map_err(|e| {
+        TaskError::internal(format!(
+            "bundle {}: saving runtime record: {e}",
+            bundle.display()
+        ))
+    })?;
+
+    let rootfs = bundle.join("rootfs");
+    let mounted_rootfs = !req.rootfs.is_empty();
+    if mounted_rootfs {
+        std::fs::create_dir_all(&rootfs)
+            .map_err(|e| TaskError::internal(format!("{}: {e}", rootfs.display())))?;
+        mount::mount_all(&req.rootfs, &rootfs)
+            .map_err(|e| TaskError::internal(format!("container {}: {e}", req.id)))?;
+    }
+    let undo_mounts = || {
+        if mounted_rootfs {
+            if let Err(e) = mount::unmount_all(&rootfs) {
+                log::warn!("container {}: {e}", req.id);
+            }
+        }
+    };
+
+    let stdio = StdioPaths {
+        stdin: req.stdin.clone(),
+        stdout: req.stdout.clone(),
+        stderr: req.stderr.clone(),
+        terminal: req.terminal,
+    };
+    let (create_io, held_io) = match io::open_stdio(&stdio) {
+        Ok(v) => v,
+        Err(e) => {
+            undo_mounts();
+            return Err(TaskError::invalid(format!("container {}: {e}", req.id)));
+        }
+    };
+
+    let pid_file = bundle.join("init.pid");
+    let _ = std::fs::remove_file(&pid_file);
+    if let Err(e) = runtime.create(runner, &req.id, &bundle, &pid_file, create_io) {
+        let _ = runtime.delete(runner, &req.id, true);
+        undo_mounts();
+        return Err(e.into());
+    }
+    let pid = match std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    {
+        Some(pid) if pid > 0 => pid,
+        _ => {
+            let _ = runtime.delete(runner, &req.id, true);
+            undo_mounts();
+            return Err(TaskError::internal(format!(
+                "container {}: {} create left no valid pid in {}",
+                req.id,
+                runtime.backend.name(),
+                pid_file.display()
+            )));
+        }
+    };
+    Ok(Container {
+        id: req.id.clone(),
+        bundle,
+        runtime,
+        mounted_rootfs,
+        init: Process::new("", pid, stdio, held_io),
+        execs: HashMap::new(),
+    })
+}
+
+impl Container {
+    /// Removes the runtime container and undoes the shim's mounts.
+    pub fn destroy(&self, runner: &dyn CommandRunner) -> Result<(), TaskError> {
+        let deleted = match self.runtime.delete(runner, &self.id, true) {
+            Ok(()) => Ok(()),
+            Err(e) if e.not_found => Ok(()),
+            Err(e) => Err(TaskError::from(e)),
+        };
+        if self.mounted_rootfs {
+            mount::unmount_all(&self.bundle.join("rootfs"))
+                .map_err(|e| TaskError::internal(format!("container {}: {e}", self.id)))?;
+        }
+        deleted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_with_path_tricks_are_refused() {
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "x\n"] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+        for good in ["c1", "my-container_2.0", "abc+def"] {
+            check_id(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn malformed_spec_is_a_clear_error() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("config.json"), "{not json").unwrap();
+        let e = read_spec(d.path()).unwrap_err();
+        assert!(
+            e.message.contains("config.json") && e.message.contains("malformed"),
+            "{e}"
+        );
+        std::fs::write(d.path().join("config.json"), "[1]").unwrap();
+        assert!(read_spec(d.path()).unwrap_err().message.contains("object"));
+        let e = read_spec(&d.path().join("missing")).unwrap_err();
+        assert!(e.message.contains("config.json"), "{e}");
+    }
+}

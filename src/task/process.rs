@@ -1,0 +1,101 @@
+//! One process of a container (the init, or later an exec) and its state
+//! machine: Created -> (Starting) -> Running -> Stopped.
+
+use std::time::SystemTime;
+
+use crate::io::{HeldIo, StdioPaths};
+
+/// Sends a deferred Wait answer: exit status and time.
+pub type Waiter = Box<dyn FnOnce(u32, SystemTime) + Send>;
+
+/// Lifecycle state of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcState {
+    Created,
+    Running,
+    Stopped,
+}
+
+/// A process the shim tracks.
+pub struct Process {
+    /// Exec id; empty for the init process.
+    pub exec_id: String,
+    pub pid: u32,
+    pub state: ProcState,
+    pub stdio: StdioPaths,
+    pub held_io: HeldIo,
+    /// Exit status and time, once stopped.
+    pub exit: Option<(u32, SystemTime)>,
+    /// A Start RPC is running the runtime's `start` right now.
+    pub starting: bool,
+    /// An exit that arrived while starting, applied after TaskStart is published.
+    pub pending_exit: Option<(u32, SystemTime)>,
+    waiters: Vec<Waiter>,
+}
+
+impl Process {
+    pub fn new(exec_id: &str, pid: u32, stdio: StdioPaths, held_io: HeldIo) -> Self {
+        Process {
+            exec_id: exec_id.to_string(),
+            pid,
+            state: ProcState::Created,
+            stdio,
+            held_io,
+            exit: None,
+            starting: false,
+            pending_exit: None,
+            waiters: Vec::new(),
+        }
+    }
+
+    /// Registers a Wait. If the process already exited, the waiter is handed
+    /// back to be answered by the caller (outside any lock).
+    pub fn add_waiter(&mut self, w: Waiter) -> Option<Waiter> {
+        match self.exit {
+            Some(_) => Some(w),
+            None => {
+                self.waiters.push(w);
+                None
+            }
+        }
+    }
+
+    /// Records the exit. Returns the pending Waits to answer (outside any
+    /// lock), or None if the exit was already recorded.
+    pub fn set_exited(&mut self, status: u32, at: SystemTime) -> Option<Vec<Waiter>> {
+        if self.exit.is_some() {
+            return None;
+        }
+        self.state = ProcState::Stopped;
+        self.exit = Some((status, at));
+        self.held_io.close_stdin();
+        Some(std::mem::take(&mut self.waiters))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn waiters_get_the_exit_once() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let mut p = Process::new("", 10, StdioPaths::default(), HeldIo::default());
+        let g = got.clone();
+        assert!(p
+            .add_waiter(Box::new(move |s, _| g.lock().unwrap().push(s)))
+            .is_none());
+        assert!(got.lock().unwrap().is_empty());
+        let now = SystemTime::now();
+        for w in p.set_exited(42, now).unwrap() {
+            w(42, now);
+        }
+        assert!(p.set_exited(1, now).is_none());
+        let g = got.clone();
+        let late = p.add_waiter(Box::new(move |s, _| g.lock().unwrap().push(s)));
+        late.unwrap()(42, now);
+        assert_eq!(*got.lock().unwrap(), vec![42, 42]);
+        assert_eq!(p.state, ProcState::Stopped);
+    }
+}
