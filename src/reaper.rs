@@ -73,8 +73,10 @@ impl Reaper {
 }
 
 impl CommandRunner for Reaper {
-    fn run(&self, mut cmd: Command) -> std::io::Result<CommandOutput> {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    fn run(&self, mut cmd: Command, capture: bool) -> std::io::Result<CommandOutput> {
+        if capture {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
         let (tx, rx) = sync_channel(1);
         let mut child = {
             // Spawn and subscribe under the lock: the reaper cannot hand this

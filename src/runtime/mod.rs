@@ -55,15 +55,24 @@ pub struct CommandOutput {
 /// Runs runtime commands. The shim's server runs them through its reaper
 /// (so their exit codes are never stolen); `delete` runs them directly.
 pub trait CommandRunner: Send + Sync {
-    /// Spawns `cmd` (stdout/stderr captured unless already set) and waits for it.
-    fn run(&self, cmd: Command) -> std::io::Result<CommandOutput>;
+    /// Spawns `cmd` and waits for it. With `capture`, stdout and stderr are
+    /// collected; without, the command keeps the stdio it was given (the
+    /// container's, for `create`).
+    fn run(&self, cmd: Command, capture: bool) -> std::io::Result<CommandOutput>;
 }
 
 /// Runs commands with std's own wait: for processes that are not subreapers.
 pub struct DirectRunner;
 
 impl CommandRunner for DirectRunner {
-    fn run(&self, mut cmd: Command) -> std::io::Result<CommandOutput> {
+    fn run(&self, mut cmd: Command, capture: bool) -> std::io::Result<CommandOutput> {
+        if !capture {
+            let status = cmd.status()?;
+            return Ok(CommandOutput {
+                status: exit_code(status),
+                ..Default::default()
+            });
+        }
         let out = cmd.output()?;
         Ok(CommandOutput {
             status: exit_code(out.status),
@@ -170,6 +179,7 @@ impl Runtime {
         op: &'static str,
         id: &str,
         cmd: Command,
+        capture: bool,
     ) -> Result<CommandOutput, RuntimeError> {
         let offset = self.log_len();
         let err = |message: String| RuntimeError {
@@ -180,7 +190,7 @@ impl Runtime {
             message,
         };
         let out = runner
-            .run(cmd)
+            .run(cmd, capture)
             .map_err(|e| err(format!("cannot execute {}: {e}", self.binary.display())))?;
         if out.status == 0 {
             return Ok(out);
@@ -214,12 +224,12 @@ impl Runtime {
             .stdout(Stdio::from(io.stdout))
             .stderr(Stdio::from(io.stderr))
             .current_dir(bundle);
-        self.exec(runner, "create", id, cmd).map(drop)
+        self.exec(runner, "create", id, cmd, false).map(drop)
     }
 
     /// `start ID`.
     pub fn start(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
-        self.exec(runner, "start", id, self.command(&["start", id]))
+        self.exec(runner, "start", id, self.command(&["start", id]), true)
             .map(drop)
     }
 
@@ -237,7 +247,8 @@ impl Runtime {
             args.push("--all");
         }
         args.extend([id, sig.as_str()]);
-        self.exec(runner, "kill", id, self.command(&args)).map(drop)
+        self.exec(runner, "kill", id, self.command(&args), true)
+            .map(drop)
     }
 
     /// `delete [--force] ID`.
@@ -252,7 +263,7 @@ impl Runtime {
         } else {
             &["delete", id]
         };
-        self.exec(runner, "delete", id, self.command(args))
+        self.exec(runner, "delete", id, self.command(args), true)
             .map(drop)
     }
 
@@ -263,6 +274,7 @@ impl Runtime {
             "ps",
             id,
             self.command(&["ps", "--format", "json", id]),
+            true,
         )?;
         parse_ps(&out.stdout).map_err(|message| RuntimeError {
             runtime: self.backend.name().to_string(),
