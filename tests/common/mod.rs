@@ -1,0 +1,431 @@
+//! End-to-end harness: a private containerd (Debian's package) with its own
+//! root, state and socket in a temp dir, the freshly built shim on its PATH,
+//! and a busybox rootfs and OCI image built by contrib/busybox-image.sh.
+//!
+//! Under `CI=true` a missing prerequisite fails the test; locally the test is
+//! skipped with the reason printed.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The runtime name under test.
+pub const RUNTIME: &str = "io.nucleus.v1";
+/// Name the image builder gives the busybox image.
+pub const IMAGE: &str = "docker.io/library/nucleus-busybox:latest";
+/// The backends every end-to-end test runs on.
+pub const BACKENDS: [&str; 3] = ["runsc", "crun", "runc"];
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Fails under CI, prints and returns false locally.
+pub fn prerequisite(ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if in_ci() {
+        panic!("missing prerequisite under CI=true: {what}");
+    }
+    eprintln!("SKIP: {what}");
+    false
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .any(|d| Path::new(d).join(name).is_file())
+}
+
+/// Checks root and the host tools an end-to-end test needs.
+pub fn have_prerequisites(backend: &str) -> bool {
+    // SAFETY: geteuid has no side effects.
+    let root = unsafe { libc::geteuid() } == 0;
+    prerequisite(
+        root,
+        "end-to-end tests need root (containerd, mounts, runtimes)",
+    ) && ["containerd", "ctr", "busybox", backend].iter().all(|t| {
+        prerequisite(
+            on_path(t),
+            &format!("{t} is not on PATH (run contrib/setup-host.sh)"),
+        )
+    })
+}
+
+/// The shim binary under test: $NUCLEUS_SHIM_BIN, else the one cargo built.
+pub fn shim_binary() -> PathBuf {
+    std::env::var_os("NUCLEUS_SHIM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_containerd-shim-nucleus-v1")))
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The busybox rootfs and image tarball, built once per test binary.
+pub fn image_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("nucleus-img-{}", std::process::id()));
+        let out = Command::new("bash")
+            .arg(repo_root().join("contrib/busybox-image.sh"))
+            .arg(&dir)
+            .output()
+            .expect("running contrib/busybox-image.sh");
+        assert!(
+            out.status.success(),
+            "contrib/busybox-image.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// Text of a command's output.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A command's exit code, or 128 + signal.
+pub fn code(out: &Output) -> i32 {
+    out.status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0))
+}
+
+/// A private containerd for one test, in its own namespace.
+pub struct Env {
+    pub dir: PathBuf,
+    pub address: String,
+    pub namespace: String,
+    containerd: Option<Child>,
+}
+
+impl Env {
+    /// Starts containerd; None (after printing why) when prerequisites are
+    /// missing outside CI.
+    pub fn start(test: &str, backend: &str) -> Option<Env> {
+        if !have_prerequisites(backend) {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "nt-{}-{}",
+            std::process::id(),
+            test.replace("::", "-")
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).expect("creating the test dir");
+        std::os::unix::fs::symlink(shim_binary(), dir.join("bin/containerd-shim-nucleus-v1"))
+            .expect("linking the shim into the test PATH");
+        let address = dir.join("c.sock").display().to_string();
+        let config = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{address}\"\n[debug]\n  level = \"debug\"\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("config.toml"), config).expect("writing containerd config");
+        for b in BACKENDS {
+            std::fs::write(
+                dir.join(format!("{b}.toml")),
+                format!("[runtime]\nname = \"{b}\"\n"),
+            )
+            .expect("writing nucleus.toml");
+        }
+        let log = std::fs::File::create(dir.join("containerd.log")).expect("containerd log");
+        let path = format!(
+            "{}:{}",
+            dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .env("PATH", path)
+            .env_remove("NUCLEUS_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("starting containerd");
+        let env = Env {
+            dir,
+            address,
+            namespace: format!("t-{}", test.replace("::", "-").replace('_', "-")),
+            containerd: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !env.ctr(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not come up:\n{}",
+                env.containerd_log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(env)
+    }
+
+    pub fn containerd_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+    }
+
+    /// `ctr -a ADDR -n NS ARGS`.
+    pub fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ctr");
+        c.args(["-a", &self.address, "-n", &self.namespace])
+            .args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        self.ctr_cmd(args).output().expect("running ctr")
+    }
+
+    /// The nucleus.toml selecting `backend`.
+    pub fn config(&self, backend: &str) -> String {
+        self.dir
+            .join(format!("{backend}.toml"))
+            .display()
+            .to_string()
+    }
+
+    /// Args for `ctr run` on `backend` with the built rootfs (no snapshotter).
+    pub fn run_args(&self, backend: &str, extra: &[&str], id: &str, cmd: &[&str]) -> Vec<String> {
+        let rootfs = image_dir().join("rootfs").display().to_string();
+        let mut v: Vec<String> = vec!["run".into(), "--runtime".into(), RUNTIME.into()];
+        v.extend(["--runtime-config-path".into(), self.config(backend)]);
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.extend(["--rootfs".into(), rootfs, id.into()]);
+        v.extend(cmd.iter().map(|s| s.to_string()));
+        v
+    }
+
+    /// `ctr run --rm` of `cmd` on `backend`.
+    pub fn run(&self, backend: &str, id: &str, cmd: &[&str]) -> Output {
+        let args = self.run_args(backend, &["--rm"], id, cmd);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.ctr(&args)
+    }
+
+    /// Imports the busybox image into this containerd.
+    pub fn import_image(&self) {
+        let tar = image_dir().join("image.tar").display().to_string();
+        let out = self.ctr(&["images", "import", &tar]);
+        assert!(out.status.success(), "image import: {}", text(&out.stderr));
+    }
+
+    /// Starts `ctr events` in the background.
+    pub fn events(&self) -> Events {
+        let child = self
+            .ctr_cmd(&["events"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ctr events");
+        std::thread::sleep(Duration::from_millis(300));
+        Events { child }
+    }
+
+    /// Waits until `ctr task ls` shows `id` in `status`.
+    pub fn wait_status(&self, id: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = text(&self.ctr(&["task", "ls"]).stdout);
+            if out.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.first() == Some(&id) && f.last() == Some(&status)
+            }) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} never reached {status}; ctr task ls:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The socket path the shim for `id` uses.
+    pub fn socket_path(&self, id: &str) -> PathBuf {
+        use sha2::Digest;
+        let key = format!("{}/{}/{}", self.address, self.namespace, id);
+        let hex: String = sha2::Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Path::new("/run/containerd/s").join(hex)
+    }
+
+    /// Live processes whose command line mentions `needle`.
+    pub fn processes_with(&self, needle: &str) -> Vec<String> {
+        live_processes()
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains(needle))
+            .map(|(pid, cmd)| format!("{pid}: {cmd}"))
+            .collect()
+    }
+
+    /// Asserts nothing of `ids` is left: shim processes, sockets, mounts,
+    /// runtime state or processes. Waits briefly for shims still exiting.
+    pub fn assert_clean(&self, backend: &str, ids: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let runtime_root = format!("/run/nucleus/{backend}/{}", self.namespace);
+        let bundles = self
+            .dir
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&self.namespace);
+        loop {
+            let mut left = Vec::new();
+            for p in self.processes_with(&format!("-address {}", self.address)) {
+                if p.contains(&format!("-namespace {}", self.namespace)) {
+                    left.push(format!("shim process {p}"));
+                }
+            }
+            for p in self.processes_with(&runtime_root) {
+                left.push(format!("runtime process {p}"));
+            }
+            for id in ids {
+                let sock = self.socket_path(id);
+                if sock.exists() {
+                    left.push(format!("socket {} of {id}", sock.display()));
+                }
+                let state = Path::new(&runtime_root).join(id);
+                if state.exists() {
+                    left.push(format!("runtime state {}", state.display()));
+                }
+                if bundles.join(id).exists() {
+                    left.push(format!("bundle {}", bundles.join(id).display()));
+                }
+            }
+            for m in mounts_under(&bundles) {
+                left.push(format!("mount {m}"));
+            }
+            if left.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "left behind after the test:\n  {}\ncontainerd log tail:\n{}",
+                    left.join("\n  "),
+                    tail(&self.containerd_log(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// The last `n` lines of a text.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// (pid, command line) of every process that is not a zombie.
+pub fn live_processes() -> Vec<(u32, String)> {
+    let mut v = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("");
+        if state == "Z" || state.is_empty() {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = text(&cmd).replace('\0', " ").trim().to_string();
+        if !cmd.is_empty() {
+            v.push((pid, cmd));
+        }
+    }
+    v
+}
+
+/// Mount points at or below `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .filter(|m| m == &prefix || m.starts_with(&format!("{prefix}/")))
+        .collect()
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.containerd.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Anything a failed test left: shims of this containerd, then mounts.
+        for (pid, _) in live_processes()
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains(&format!("-address {}", self.address)))
+        {
+            // SAFETY: killing a leftover shim of this test's own containerd.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        let mut mounts = mounts_under(&self.dir);
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(Path::new(&m), nix::mount::MntFlags::MNT_DETACH);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("test dir kept for inspection: {}", self.dir.display());
+        }
+    }
+}
+
+/// A running `ctr events`.
+pub struct Events {
+    child: Child,
+}
+
+impl Events {
+    /// Stops the stream and returns (topic, payload) lines for `id`.
+    pub fn collect(mut self, id: &str) -> Vec<(String, String)> {
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = self.child.kill();
+        let mut out = String::new();
+        if let Some(mut s) = self.child.stdout.take() {
+            let _ = s.read_to_string(&mut out);
+        }
+        let _ = self.child.wait();
+        let needle = format!("\"{id}\"");
+        out.lines()
+            .filter(|l| l.contains(&needle))
+            .filter_map(|l| {
+                let topic_at = l.find(" /")?;
+                let rest = &l[topic_at + 1..];
+                let (topic, payload) = rest.split_once(' ')?;
+                Some((topic.to_string(), payload.to_string()))
+            })
+            .collect()
+    }
+}
