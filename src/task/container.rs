@@ -216,6 +216,10 @@ impl Container {
             Err(e) if e.not_found => Ok(()),
             Err(e) => Err(TaskError::from(e)),
         };
+        if self.runtime.root.starts_with("/run/nucleus") {
+            // Drop the per-namespace state dir once its last container is gone.
+            let _ = std::fs::remove_dir(&self.runtime.root);
+        }
         if self.mounted_rootfs {
             mount::unmount_all(&self.bundle.join("rootfs"))
                 .map_err(|e| TaskError::internal(format!("container {}: {e}", self.id)))?;

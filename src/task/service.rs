@@ -216,6 +216,11 @@ impl TaskService {
             c.runtime.clone()
         };
         let result = runtime.start(self.runner.as_ref(), &req.id);
+        if result.is_err() {
+            // A container whose start failed can do nothing useful: end it now
+            // (runsc would otherwise keep its sandbox for a while).
+            let _ = runtime.kill(self.runner.as_ref(), &req.id, libc::SIGKILL as u32, true);
+        }
         let mut inner = self.lock();
         let c = inner.containers.get_mut(&req.id).ok_or_else(|| {
             TaskError::not_found(format!("container {} was deleted while starting", req.id))
