@@ -4,12 +4,10 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -99,67 +97,25 @@ impl CommandRunner for Reaper {
     }
 }
 
-/// Reads two pipes to their ends without letting either fill up (bounded).
+/// Reads both pipes to their ends (bounded), stderr on a scoped thread so
+/// neither pipe can fill up and stall the command.
 fn read_both(
     out: Option<std::process::ChildStdout>,
     err: Option<std::process::ChildStderr>,
 ) -> (Vec<u8>, Vec<u8>) {
-    const LIMIT: usize = 4 << 20;
-    let mut pipes: Vec<(Box<dyn ReadFd>, Vec<u8>, bool)> = Vec::new();
-    if let Some(o) = out {
-        pipes.push((Box::new(o), Vec::new(), true));
-    }
-    if let Some(e) = err {
-        pipes.push((Box::new(e), Vec::new(), true));
-    }
-    let mut buf = [0u8; 8192];
-    while pipes.iter().any(|p| p.2) {
-        let ready: Vec<bool> = {
-            let mut fds: Vec<PollFd> = pipes
-                .iter()
-                .filter(|p| p.2)
-                .map(|p| PollFd::new(p.0.fd(), PollFlags::POLLIN))
-                .collect();
-            if poll(&mut fds, PollTimeout::NONE).is_err() {
-                continue;
-            }
-            fds.iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect()
-        };
-        let mut k = 0;
-        for p in pipes.iter_mut().filter(|p| p.2) {
-            if ready[k] {
-                match p.0.read(&mut buf) {
-                    Ok(0) | Err(_) => p.2 = false,
-                    Ok(n) => {
-                        if p.1.len() < LIMIT {
-                            p.1.extend_from_slice(&buf[..n]);
-                        }
-                    }
-                }
-            }
-            k += 1;
+    fn read_limited(r: Option<impl Read>) -> Vec<u8> {
+        let mut buf = Vec::new();
+        if let Some(r) = r {
+            let mut r = r.take(4 << 20);
+            let _ = r.read_to_end(&mut buf);
+            // Drain the rest so the writer is never blocked.
+            let _ = std::io::copy(r.get_mut(), &mut std::io::sink());
         }
+        buf
     }
-    let mut it = pipes.into_iter().map(|p| p.1);
-    let a = it.next().unwrap_or_default();
-    let b = it.next().unwrap_or_default();
-    (a, b)
-}
-
-trait ReadFd: Read {
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_>;
-}
-
-impl ReadFd for std::process::ChildStdout {
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.as_fd()
-    }
-}
-
-impl ReadFd for std::process::ChildStderr {
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.as_fd()
-    }
+    std::thread::scope(|s| {
+        let stderr = s.spawn(|| read_limited(err));
+        let stdout = read_limited(out);
+        (stdout, stderr.join().unwrap_or_default())
+    })
 }
