@@ -1,0 +1,263 @@
+//! The shim binary's protocol with containerd, exercised directly: flags,
+//! `-v`/`-info`, `start` with each stdin shape, the Task API under both
+//! service names, Shutdown, and `delete`.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use containerd_shim_protos::api::{
+    ConnectRequest, ConnectResponse, DeleteResponse, ShutdownRequest, StateRequest,
+};
+use containerd_shim_protos::bootstrap_api::{BootstrapParams, BootstrapResult};
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim::oci::Options as RuncOptions;
+use containerd_shim_protos::ttrpc::Response;
+use containerd_shim_protos::types::introspection::RuntimeInfo;
+use nucleus_shim::wire;
+
+fn shim() -> Command {
+    let bin = std::env::var_os("NUCLEUS_SHIM_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_containerd-shim-nucleus-v1").into());
+    Command::new(bin)
+}
+
+fn start(bundle: &Path, id: &str, stdin: &[u8]) -> std::process::Output {
+    let mut child = shim()
+        .args([
+            "-namespace",
+            "proto",
+            "-address",
+            "/nonexistent/containerd.sock",
+            "-publish-binary",
+            "/bin/false",
+            "-id",
+            id,
+            "start",
+        ])
+        .current_dir(bundle)
+        .env("TTRPC_ADDRESS", "")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn call<Req: Message, Resp: Message>(
+    sock: &Path,
+    service: &str,
+    method: &str,
+    req: &Req,
+) -> Result<Resp, String> {
+    let mut s = UnixStream::connect(sock).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&wire::request_frame(
+        1,
+        service,
+        method,
+        req.write_to_bytes().unwrap(),
+        0,
+    ))
+    .unwrap();
+    let (h, body) = wire::read_frame(&mut s).map_err(|e| e.to_string())?;
+    assert_eq!(h.stream_id, 1);
+    let resp = Response::parse_from_bytes(&body).unwrap();
+    if let Some(st) = resp.status.as_ref().filter(|st| st.code.value() != 0) {
+        return Err(format!("{:?}: {}", st.code, st.message));
+    }
+    Ok(Resp::parse_from_bytes(&resp.payload).unwrap())
+}
+
+fn wait_gone(path: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while path.exists() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+#[test]
+fn version_info_and_bad_flags() {
+    let out = shim().arg("-v").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let out = shim().arg("-info").output().unwrap();
+    assert!(out.status.success());
+    let info = RuntimeInfo::parse_from_bytes(&out.stdout).unwrap();
+    assert_eq!(info.name, "io.nucleus.v1");
+    let out = shim()
+        .args(["-namespace", "n", "-id", "x", "-frobnicate", "start"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-frobnicate"));
+}
+
+/// containerd 2.3+: BootstrapParams in, BootstrapResult out; the Task API
+/// answers under v2 and v3; Shutdown with no task ends the shim and its socket.
+#[test]
+fn bootstrap_start_serves_v2_and_v3_then_shuts_down() {
+    let bundle = tempfile::tempdir().unwrap();
+    let sockdir = tempfile::tempdir().unwrap();
+    let mut p = BootstrapParams::new();
+    p.instance_id = "b1".into();
+    p.namespace = "proto".into();
+    p.socket_dir = Some(sockdir.path().join("s").display().to_string());
+    let out = start(bundle.path(), "b1", &p.write_to_bytes().unwrap());
+    assert!(
+        out.status.success(),
+        "start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result =
+        BootstrapResult::parse_from_bytes(&out.stdout).expect("stdout is a BootstrapResult");
+    assert_eq!(result.version, 3);
+    assert_eq!(result.protocol, "ttrpc");
+    let sock = Path::new(result.address.strip_prefix("unix://").unwrap()).to_path_buf();
+    assert!(sock.starts_with(sockdir.path().join("s")));
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.path().join("address")).unwrap(),
+        result.address
+    );
+
+    for service in ["containerd.task.v2.Task", "containerd.task.v3.Task"] {
+        let mut req = ConnectRequest::new();
+        req.id = "b1".into();
+        let resp: ConnectResponse = call(&sock, service, "Connect", &req).unwrap();
+        assert!(resp.shim_pid > 0);
+        let mut st = StateRequest::new();
+        st.id = "nope".into();
+        let err = call::<_, ConnectResponse>(&sock, service, "State", &st).unwrap_err();
+        assert!(err.contains("NOT_FOUND") && err.contains("nope"), "{err}");
+    }
+    let err = call::<_, ConnectResponse>(
+        &sock,
+        "containerd.task.v9.Task",
+        "Connect",
+        &ConnectRequest::new(),
+    )
+    .unwrap_err();
+    assert!(err.contains("not served"), "{err}");
+
+    let _: containerd_shim_protos::api::Empty = call(
+        &sock,
+        "containerd.task.v3.Task",
+        "Shutdown",
+        &ShutdownRequest::new(),
+    )
+    .unwrap();
+    assert!(
+        wait_gone(&sock),
+        "socket {} still there after Shutdown",
+        sock.display()
+    );
+}
+
+/// containerd 1.6-2.2: a runc Options Any (nerdctl) on stdin, plain address out,
+/// options persisted in the bundle for Create; a second start for the same id
+/// joins the running shim.
+#[test]
+fn runc_options_start_replies_plain_address() {
+    // SAFETY: geteuid has no side effects.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true: this test needs root for /run/containerd/s"
+        );
+        eprintln!("SKIP: needs root to create sockets under /run/containerd/s");
+        return;
+    }
+    let bundle = tempfile::tempdir().unwrap();
+    let opts = RuncOptions {
+        binary_name: "crun".into(),
+        ..Default::default()
+    };
+    let any = Any {
+        type_url: "containerd.runc.v1.Options".into(),
+        value: opts.write_to_bytes().unwrap(),
+        ..Default::default()
+    };
+    let id = format!("plain-{}", std::process::id());
+    let out = start(bundle.path(), &id, &any.write_to_bytes().unwrap());
+    assert!(
+        out.status.success(),
+        "start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let address = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        address.starts_with("unix:///run/containerd/s/"),
+        "{address}"
+    );
+    assert_eq!(
+        std::fs::read(bundle.path().join("nucleus-options.pb")).unwrap(),
+        any.write_to_bytes().unwrap()
+    );
+    let again = start(bundle.path(), &id, b"");
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap(),
+        address,
+        "second start must join the running shim"
+    );
+    let sock = Path::new(address.strip_prefix("unix://").unwrap()).to_path_buf();
+    let _: containerd_shim_protos::api::Empty = call(
+        &sock,
+        "containerd.task.v2.Task",
+        "Shutdown",
+        &ShutdownRequest::new(),
+    )
+    .unwrap();
+    assert!(wait_gone(&sock));
+}
+
+#[test]
+fn garbage_stdin_fails_start_cleanly() {
+    let bundle = tempfile::tempdir().unwrap();
+    let out = start(bundle.path(), "g1", &[0xff, 0xfe, 0x01]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stdin"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing may be printed where containerd reads the address"
+    );
+    assert!(!bundle.path().join("address").exists());
+}
+
+#[test]
+fn delete_is_idempotent_without_a_server() {
+    let bundle = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = shim()
+            .args(["-namespace", "proto", "-id", "d1", "-bundle"])
+            .arg(bundle.path())
+            .arg("delete")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let resp = DeleteResponse::parse_from_bytes(&out.stdout).unwrap();
+        assert_eq!(resp.exit_status, 137);
+        assert!(resp.exited_at.is_some());
+    }
+}
