@@ -61,7 +61,38 @@ fn stdout_and_stderr(backend: &str, test: &str) {
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "to-stdout\n");
     assert_eq!(text(&out.stderr), "to-stderr\n");
-    env.assert_clean(backend, &["io"]);
+
+    let args = env.run_args(
+        backend,
+        &["--rm", "--null-io"],
+        "null",
+        &["/bin/sh", "-c", "echo dropped; exit 3"],
+    );
+    let out = env.ctr(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&out), 3, "stderr: {}", text(&out.stderr));
+    assert!(
+        out.stdout.is_empty(),
+        "null IO printed {:?}",
+        text(&out.stdout)
+    );
+
+    // stdin reaches the container and its end (CloseIO) ends `cat`.
+    let args = env.run_args(backend, &["--rm"], "stdin", &["/bin/cat"]);
+    let mut child = env
+        .ctr_cmd(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through stdin\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0);
+    assert_eq!(text(&out.stdout), "through stdin\n");
+    env.assert_clean(backend, &["io", "null", "stdin"]);
 }
 
 /// 8 MiB of output arrives byte for byte.
@@ -114,7 +145,7 @@ fn detached_kill_ps_delete(backend: &str, test: &str) {
         text(&ps.stdout)
     );
 
-    let kill = env.ctr(&["task", "kill", "-s", "SIGKILL", "bg"]);
+    let kill = env.ctr(&["task", "kill", "--all", "-s", "SIGKILL", "bg"]);
     assert!(kill.status.success(), "kill: {}", text(&kill.stderr));
     env.wait_status("bg", "STOPPED");
     let del = env.ctr(&["task", "delete", "bg"]);

@@ -1,12 +1,14 @@
-//! Process stdio. FIFOs from containerd are handed to the runtime directly —
-//! no copy threads, no copies — while the shim keeps what protects the
-//! container: a read end of each output FIFO (so a client or containerd going
-//! away never SIGPIPEs the container) and a write end of the stdin FIFO (so
-//! the container sees EOF only when CloseIO says so).
+//! Process stdio. Output FIFOs from containerd are handed to the runtime
+//! directly — no copy threads, no copies — while the shim keeps a read end of
+//! each (so a client or containerd going away never SIGPIPEs the container).
+//! stdin, when a process has one, goes through a pipe fed by a small thread:
+//! it waits for the client's writer, and the container sees EOF when the
+//! client closes its end or CloseIO is called.
 
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
 use nix::sys::stat::{stat, Mode, SFlag};
@@ -34,20 +36,61 @@ pub struct StdioPaths {
     pub terminal: bool,
 }
 
-/// The fds the shim keeps for a process's lifetime.
+/// The stdin copy: the pipe's write end (shared with the copy thread) and
+/// the FIFO path.
+#[derive(Debug)]
+pub struct StdinCopy {
+    pipe: Arc<Mutex<Option<std::fs::File>>>,
+    fifo: String,
+}
+
+/// What the shim keeps for a process's lifetime.
 #[derive(Debug, Default)]
 pub struct HeldIo {
-    /// Write end of the stdin FIFO; dropped by CloseIO.
-    pub stdin_keepalive: Option<OwnedFd>,
+    /// The stdin copy, until CloseIO or exit.
+    pub stdin: Option<StdinCopy>,
     /// Read ends of the output FIFOs.
     pub output_keepalive: Vec<OwnedFd>,
 }
 
 impl HeldIo {
-    /// Lets the process see EOF on stdin once the client closes its end.
+    /// Gives the process EOF on stdin now, and ends the copy thread.
     pub fn close_stdin(&mut self) {
-        self.stdin_keepalive = None;
+        if let Some(copy) = self.stdin.take() {
+            copy.pipe.lock().unwrap_or_else(|p| p.into_inner()).take();
+            // A copy thread still waiting for a client writer is released by
+            // a writer that opens and closes at once.
+            let _ = open_path(&copy.fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK);
+        }
     }
+}
+
+impl Drop for HeldIo {
+    fn drop(&mut self) {
+        self.close_stdin();
+    }
+}
+
+/// Copies the stdin FIFO into the pipe until EOF, an error or CloseIO.
+fn copy_stdin(fifo: String, pipe: Arc<Mutex<Option<std::fs::File>>>) {
+    use std::io::{Read, Write};
+    // Blocks until the client opens its writer (or close_stdin pokes it).
+    let Ok(mut src) = std::fs::File::open(&fifo) else {
+        return;
+    };
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut guard = pipe.lock().unwrap_or_else(|p| p.into_inner());
+        let written = guard.as_mut().map(|w| w.write_all(&buf[..n]).is_ok());
+        if written != Some(true) {
+            break;
+        }
+    }
+    pipe.lock().unwrap_or_else(|p| p.into_inner()).take();
 }
 
 fn is_fifo(path: &str) -> Result<bool, IoError> {
@@ -87,8 +130,8 @@ fn check_uri(path: &str) -> Result<(), IoError> {
     Ok(())
 }
 
-/// Opens stdin: the container gets a blocking read end; the shim keeps a
-/// write end (opened non-blocking, so it never waits for the client).
+/// Opens stdin: the container gets the read end of a pipe that a thread
+/// fills from the FIFO.
 fn open_stdin(path: &str, held: &mut HeldIo) -> Result<OwnedFd, IoError> {
     if path.is_empty() {
         return dev_null(false);
@@ -97,9 +140,19 @@ fn open_stdin(path: &str, held: &mut HeldIo) -> Result<OwnedFd, IoError> {
     if !is_fifo(path)? {
         return open_path(path, OFlag::O_RDONLY);
     }
-    let rd = open_path(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
-    held.stdin_keepalive = Some(open_path(path, OFlag::O_WRONLY | OFlag::O_NONBLOCK)?);
-    set_blocking(&rd, path)?;
+    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| IoError(format!("stdin pipe for {path}: {e}")))?;
+    let pipe = Arc::new(Mutex::new(Some(std::fs::File::from(wr))));
+    let (fifo, shared) = (path.to_string(), pipe.clone());
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .stack_size(64 * 1024)
+        .spawn(move || copy_stdin(fifo, shared))
+        .map_err(|e| IoError(format!("stdin {path}: cannot start the copy thread: {e}")))?;
+    held.stdin = Some(StdinCopy {
+        pipe,
+        fifo: path.to_string(),
+    });
     Ok(rd)
 }
 
@@ -164,7 +217,7 @@ mod tests {
         let (io, held) = open_stdio(&StdioPaths::default()).unwrap();
         let mut out = std::fs::File::from(io.stdout);
         out.write_all(b"discarded").unwrap();
-        assert!(held.stdin_keepalive.is_none() && held.output_keepalive.is_empty());
+        assert!(held.stdin.is_none() && held.output_keepalive.is_empty());
     }
 
     #[test]
@@ -195,33 +248,37 @@ mod tests {
     }
 
     #[test]
-    fn stdin_sees_eof_only_after_close_io() {
-        use std::os::unix::fs::OpenOptionsExt;
+    fn stdin_passes_data_then_eof_when_the_client_closes() {
         let dir = tempfile::tempdir().unwrap();
         let inp = fifo(dir.path(), "in");
         let paths = StdioPaths {
             stdin: inp.clone(),
             ..Default::default()
         };
-        let (io, mut held) = open_stdio(&paths).unwrap();
-        let mut client = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&inp)
-            .unwrap();
+        let (io, held) = open_stdio(&paths).unwrap();
+        let mut client = std::fs::OpenOptions::new().write(true).open(&inp).unwrap();
         client.write_all(b"hello").unwrap();
         drop(client);
         let mut r = std::fs::File::from(io.stdin);
-        let mut buf = [0u8; 5];
-        r.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"hello");
-        // Client gone but CloseIO not yet called: the read would block, so
-        // check that the keepalive writer is still there instead.
-        assert!(held.stdin_keepalive.is_some());
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"hello");
+        drop(held);
+    }
+
+    #[test]
+    fn close_io_gives_eof_without_any_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let inp = fifo(dir.path(), "in");
+        let paths = StdioPaths {
+            stdin: inp,
+            ..Default::default()
+        };
+        let (io, mut held) = open_stdio(&paths).unwrap();
         held.close_stdin();
-        let mut rest = Vec::new();
-        r.read_to_end(&mut rest).unwrap();
-        assert!(rest.is_empty());
+        let mut all = Vec::new();
+        std::fs::File::from(io.stdin).read_to_end(&mut all).unwrap();
+        assert!(all.is_empty());
     }
 
     #[test]

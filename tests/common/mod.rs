@@ -161,6 +161,7 @@ impl Env {
             namespace: format!("t-{}", test.replace("::", "-").replace('_', "-")),
             containerd: Some(child),
         };
+        env.clear_stale_runtime_state();
         let deadline = Instant::now() + Duration::from_secs(20);
         while !env.ctr(&["version"]).status.success() {
             assert!(
@@ -171,6 +172,29 @@ impl Env {
             std::thread::sleep(Duration::from_millis(100));
         }
         Some(env)
+    }
+
+    /// Removes runtime containers an interrupted earlier run of this test
+    /// left under its namespace's runtime roots.
+    fn clear_stale_runtime_state(&self) {
+        for b in BACKENDS {
+            let root = Path::new("/run/nucleus").join(b).join(&self.namespace);
+            let Ok(entries) = std::fs::read_dir(&root) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let id = name.split(['_', ':']).next().unwrap_or(&name).to_string();
+                let _ = Command::new(b)
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "--force", &id])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let _ = std::fs::remove_dir_all(&root);
+        }
     }
 
     pub fn containerd_log(&self) -> String {
