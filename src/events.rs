@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim_protos::protobuf::{Message, MessageFull};
+use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::ttrpc::Response;
@@ -29,10 +29,38 @@ pub fn timestamp(t: SystemTime) -> Timestamp {
     ts
 }
 
-/// Packs a message into an Any with containerd's type URL (the full name).
-pub fn pack<M: MessageFull>(m: &M) -> Any {
+/// An event message and its protobuf type name. A fixed name, not
+/// `descriptor()`: building reflection tables would cost the shim hundreds
+/// of kB of heap for the rest of its life.
+pub trait Event: Message {
+    const TYPE_NAME: &'static str;
+}
+
+macro_rules! events {
+    ($($t:ident),*) => {
+        $(impl Event for containerd_shim_protos::events::task::$t {
+            const TYPE_NAME: &'static str = concat!("containerd.events.", stringify!($t));
+        })*
+    };
+}
+
+events!(
+    TaskCreate,
+    TaskStart,
+    TaskExit,
+    TaskDelete,
+    TaskExecAdded,
+    TaskExecStarted,
+    TaskPaused,
+    TaskResumed,
+    TaskOOM,
+    TaskCheckpointed
+);
+
+/// Packs an event into an Any with containerd's type URL (the full name).
+pub fn pack<M: Event>(m: &M) -> Any {
     Any {
-        type_url: M::descriptor().full_name().to_string(),
+        type_url: M::TYPE_NAME.to_string(),
         value: m.write_to_bytes().unwrap_or_default(),
         ..Default::default()
     }
@@ -74,7 +102,7 @@ impl Publisher {
     }
 
     /// Queues `event` under `topic`, stamped now.
-    pub fn publish<M: MessageFull>(&self, topic: &str, event: &M) {
+    pub fn publish<M: Event>(&self, topic: &str, event: &M) {
         let mut env = Envelope::new();
         env.timestamp = Some(timestamp(SystemTime::now())).into();
         env.namespace = self.namespace.clone();
@@ -234,6 +262,15 @@ mod tests {
             }
             topics
         })
+    }
+
+    #[test]
+    fn type_names_match_the_protobuf_full_names() {
+        use containerd_shim_protos::events::task::{TaskCreate, TaskExit, TaskOOM};
+        use containerd_shim_protos::protobuf::MessageFull;
+        assert_eq!(TaskCreate::TYPE_NAME, TaskCreate::descriptor().full_name());
+        assert_eq!(TaskExit::TYPE_NAME, TaskExit::descriptor().full_name());
+        assert_eq!(TaskOOM::TYPE_NAME, TaskOOM::descriptor().full_name());
     }
 
     #[test]
