@@ -1,8 +1,6 @@
 //! Command line of the shim binary: Go-style single-dash flags as containerd
 //! passes them, and the action to run.
 
-use std::fmt;
-
 /// What the binary was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -31,17 +29,10 @@ pub struct Flags {
     pub action: Action,
 }
 
-/// A command line containerd (or a person) gave that the shim cannot use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CliError(pub String);
-
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for CliError {}
+message_error!(
+    /// A command line containerd (or a person) gave that the shim cannot use.
+    CliError
+);
 
 /// Usage text printed with a command line error.
 pub const USAGE: &str =

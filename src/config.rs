@@ -2,7 +2,6 @@
 //! passes, else a default path) plus runc-style options, resolved into one
 //! [`Config`] per container.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -17,17 +16,10 @@ pub const CONFIG_ENV: &str = "NUCLEUS_CONFIG";
 /// Largest config file accepted.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
-/// A config that cannot be used; the message names the file and the problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+message_error!(
+    /// A config that cannot be used; the message names the file and the problem.
+    ConfigError
+);
 
 /// The `nucleus.toml` file as written.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]

@@ -4,6 +4,23 @@
 //! Data flows one way: containerd -> [`bootstrap`] -> [`server`] -> [`task`] ->
 //! ([`config`], [`runtime`], [`io`], [`mount`]) -> [`reaper`] -> [`events`] -> containerd.
 
+/// Defines an error type that is one message naming what failed.
+macro_rules! message_error {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(pub String);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::error::Error for $name {}
+    };
+}
+
 pub mod bootstrap;
 pub mod cli;
 pub mod config;

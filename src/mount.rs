@@ -1,23 +1,15 @@
 //! Rootfs mounts from `CreateTaskRequest.rootfs` (overlay or bind from the
 //! snapshotter), mounted on the bundle's `rootfs` and undone at delete.
 
-use std::fmt;
 use std::path::Path;
 
 use containerd_shim_protos::types::mount::Mount;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-/// A mount that failed; names type, source and target.
-#[derive(Debug)]
-pub struct MountError(pub String);
-
-impl fmt::Display for MountError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for MountError {}
+message_error!(
+    /// A mount that failed; names type, source and target.
+    MountError
+);
 
 /// Splits mount options into flags and the filesystem data string.
 pub fn parse_options(options: &[String]) -> (MsFlags, MsFlags, String) {

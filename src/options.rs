@@ -2,8 +2,6 @@
 //! (empty, an Any of runc `Options`, an Any of CRI `runtimeoptions.v1.Options`,
 //! or a `BootstrapParams` from containerd 2.3+) and `CreateTaskRequest.options`.
 
-use std::fmt;
-
 use containerd_shim_protos::bootstrap_api::BootstrapParams;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::{CodedInputStream, Message};
@@ -47,17 +45,10 @@ pub struct StartInput {
     pub options_any: Option<Vec<u8>>,
 }
 
-/// Options bytes that cannot be understood.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OptionsError(pub String);
-
-impl fmt::Display for OptionsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for OptionsError {}
+message_error!(
+    /// Options bytes that cannot be understood.
+    OptionsError
+);
 
 fn type_name(type_url: &str) -> &str {
     type_url.rsplit('/').next().unwrap_or(type_url)

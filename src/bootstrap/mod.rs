@@ -6,19 +6,10 @@ pub mod delete;
 pub mod socket;
 pub mod start;
 
-use std::fmt;
-
-/// A bootstrap action failed; the message is what containerd shows.
-#[derive(Debug)]
-pub struct BootstrapError(pub String);
-
-impl fmt::Display for BootstrapError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BootstrapError {}
+message_error!(
+    /// A bootstrap action failed; the message is what containerd shows.
+    BootstrapError
+);
 
 /// `-info`: a protobuf `RuntimeInfo` on stdout.
 pub fn info() -> Vec<u8> {

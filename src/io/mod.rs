@@ -5,7 +5,6 @@
 //! it waits for the client's writer, and the container sees EOF when the
 //! client closes its end or CloseIO is called.
 
-use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,17 +14,10 @@ use nix::sys::stat::{stat, Mode, SFlag};
 
 use crate::runtime::CreateIo;
 
-/// Stdio that cannot be opened; names the path.
-#[derive(Debug)]
-pub struct IoError(pub String);
-
-impl fmt::Display for IoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for IoError {}
+message_error!(
+    /// Stdio that cannot be opened; names the path.
+    IoError
+);
 
 /// Stdio paths as containerd gives them (empty = none).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,11 +7,10 @@
 //! reading frames, answering fast RPCs, reaping. An idle shim is this thread
 //! and the event publisher's, nothing else.
 
-use std::fmt;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,17 +32,10 @@ pub const TASK_SERVICES: [&str; 2] = ["containerd.task.v2.Task", "containerd.tas
 /// The fd `start` passes the bound listener on.
 pub const LISTENER_FD: i32 = 3;
 
-/// The server could not start; names what failed.
-#[derive(Debug)]
-pub struct ServerError(pub String);
-
-impl fmt::Display for ServerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ServerError {}
+message_error!(
+    /// The server could not start; names what failed.
+    ServerError
+);
 
 struct Conn {
     stream: Arc<UnixStream>,
@@ -264,12 +256,6 @@ fn handle_request(conn: &Conn, stream_id: u32, body: &[u8], service: &Arc<TaskSe
     }
     log::debug!("rpc {}/{}", req.service, req.method);
     service.dispatch(&req.method, req.payload, reply);
-}
-
-/// Removes a socket file given as `unix://PATH` or a path.
-pub fn remove_socket(address: &str) {
-    let path = Path::new(address.strip_prefix("unix://").unwrap_or(address));
-    let _ = std::fs::remove_file(path);
 }
 
 /// The socket path in an address.

@@ -50,6 +50,20 @@ fn exec_unsupported(id: &str, exec_id: &str) -> TaskError {
     ))
 }
 
+fn not_found(id: &str) -> TaskError {
+    TaskError::not_found(format!("container {id} not found"))
+}
+
+impl Inner {
+    fn get(&self, id: &str) -> Result<&Container, TaskError> {
+        self.containers.get(id).ok_or_else(|| not_found(id))
+    }
+
+    fn get_mut(&mut self, id: &str) -> Result<&mut Container, TaskError> {
+        self.containers.get_mut(id).ok_or_else(|| not_found(id))
+    }
+}
+
 fn answer(waiters: Vec<Waiter>, status: u32, at: SystemTime) {
     for w in waiters {
         w(status, at);
@@ -188,10 +202,7 @@ impl TaskService {
         }
         let runtime = {
             let mut inner = self.lock();
-            let c = inner
-                .containers
-                .get_mut(&req.id)
-                .ok_or_else(|| TaskError::not_found(format!("container {} not found", req.id)))?;
+            let c = inner.get_mut(&req.id)?;
             match (c.init.state, c.init.starting) {
                 (ProcState::Created, false) => c.init.starting = true,
                 (ProcState::Created, true) => {
@@ -255,10 +266,7 @@ impl TaskService {
         }
         let runtime = {
             let inner = self.lock();
-            let c = inner
-                .containers
-                .get(&req.id)
-                .ok_or_else(|| TaskError::not_found(format!("container {} not found", req.id)))?;
+            let c = inner.get(&req.id)?;
             if c.init.exit.is_some() && !req.all {
                 return Err(TaskError::not_found(format!(
                     "container {}: process already finished",
@@ -299,10 +307,7 @@ impl TaskService {
         }
         let c = {
             let mut inner = self.lock();
-            let c = inner
-                .containers
-                .get(&req.id)
-                .ok_or_else(|| TaskError::not_found(format!("container {} not found", req.id)))?;
+            let c = inner.get(&req.id)?;
             if c.init.state == ProcState::Running || c.init.starting {
                 return Err(TaskError::precondition(format!(
                     "container {}: cannot delete a running process",
@@ -349,10 +354,7 @@ impl TaskService {
             return Err(exec_unsupported(&req.id, &req.exec_id));
         }
         let inner = self.lock();
-        let c = inner
-            .containers
-            .get(&req.id)
-            .ok_or_else(|| TaskError::not_found(format!("container {} not found", req.id)))?;
+        let c = inner.get(&req.id)?;
         let p = &c.init;
         let mut r = StateResponse::new();
         r.id = c.id.clone();
@@ -409,12 +411,7 @@ impl TaskService {
     pub(super) fn pids(&self, req: PidsRequest) -> Result<PidsResponse, TaskError> {
         let runtime = {
             let inner = self.lock();
-            inner
-                .containers
-                .get(&req.id)
-                .ok_or_else(|| TaskError::not_found(format!("container {} not found", req.id)))?
-                .runtime
-                .clone()
+            inner.get(&req.id)?.runtime.clone()
         };
         let pids = runtime.ps(self.runner.as_ref(), &req.id)?;
         let mut r = PidsResponse::new();
@@ -434,10 +431,7 @@ impl TaskService {
             return Err(exec_unsupported(&req.id, &req.exec_id));
         }
         let mut inner = self.lock();
-        let c = inner
-            .containers
-            .get_mut(&req.id)
-            .ok_or_else(|| TaskError::not_found(format!("container {} not found", req.id)))?;
+        let c = inner.get_mut(&req.id)?;
         if req.stdin {
             c.init.held_io.close_stdin();
         }
