@@ -4,10 +4,16 @@
 //! stdin, when a process has one, goes through a pipe fed by a small thread:
 //! it waits for the client's writer, and the container sees EOF when the
 //! client closes its end or CloseIO is called.
+//!
+//! When a process exits, what it wrote last may still sit in an output FIFO.
+//! Clients such as ctr close their FIFO readers as soon as they learn of the
+//! exit, so the shim reports an exit only once the FIFOs are drained (see
+//! [`OutputDrain`]); containerd-shim-runc-v2 loses that tail under load.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
 use nix::sys::stat::{stat, Mode, SFlag};
@@ -54,6 +60,66 @@ impl HeldIo {
             // a writer that opens and closes at once.
             let _ = open_path(&copy.fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK);
         }
+    }
+
+    /// A watch on the output FIFOs if they hold bytes no client has read
+    /// yet; None when they are empty (the usual case) or cannot be watched.
+    pub fn unread_output(&self) -> Option<OutputDrain> {
+        if unread(&self.output_keepalive) == 0 {
+            return None;
+        }
+        let fds = self.output_keepalive.iter().map(|f| f.try_clone());
+        Some(OutputDrain {
+            fds: fds.collect::<Result<_, _>>().ok()?,
+        })
+    }
+}
+
+/// Bytes waiting in these FIFOs (FIONREAD); errors count as empty.
+fn unread(fds: &[OwnedFd]) -> usize {
+    fds.iter()
+        .map(|fd| {
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one c_int to the pointer given.
+            let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+            if rc == 0 {
+                n.max(0) as usize
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+/// Output FIFOs of an exited process that still hold unread bytes.
+#[derive(Debug)]
+pub struct OutputDrain {
+    fds: Vec<OwnedFd>,
+}
+
+impl OutputDrain {
+    /// How often the FIFOs are looked at.
+    const TICK: Duration = Duration::from_millis(2);
+    /// No reader made progress for this long: nobody is reading.
+    pub const IDLE: Duration = Duration::from_millis(500);
+    /// Upper bound whatever the readers do.
+    pub const LIMIT: Duration = Duration::from_secs(5);
+
+    /// Blocks until the FIFOs are empty, no byte was read for [`Self::IDLE`],
+    /// or [`Self::LIMIT`] passed. Returns the bytes left unread.
+    pub fn wait(&self) -> usize {
+        let start = Instant::now();
+        let mut last = unread(&self.fds);
+        let mut changed = start;
+        while last > 0 && changed.elapsed() < Self::IDLE && start.elapsed() < Self::LIMIT {
+            std::thread::sleep(Self::TICK);
+            let now = unread(&self.fds);
+            if now != last {
+                changed = Instant::now();
+                last = now;
+            }
+        }
+        last
     }
 }
 
@@ -237,6 +303,56 @@ mod tests {
         let n = r.read(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"early output");
         drop(held);
+    }
+
+    #[test]
+    fn exit_waits_for_a_reader_to_drain_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = fifo(dir.path(), "out");
+        let paths = StdioPaths {
+            stdout: out.clone(),
+            ..Default::default()
+        };
+        let (io, held) = open_stdio(&paths).unwrap();
+        assert!(held.unread_output().is_none(), "nothing written yet");
+        let mut r = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&out)
+            .unwrap();
+        let mut w = std::fs::File::from(io.stdout);
+        w.write_all(&[7u8; 40_000]).unwrap();
+        drop(w);
+        let drain = held.unread_output().expect("bytes are waiting");
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let mut all = Vec::new();
+            r.read_to_end(&mut all).unwrap();
+            all.len()
+        });
+        assert_eq!(drain.wait(), 0);
+        assert!(held.unread_output().is_none());
+        drop(held);
+        assert_eq!(reader.join().unwrap(), 40_000);
+    }
+
+    #[test]
+    fn exit_without_a_reader_is_reported_after_the_idle_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = fifo(dir.path(), "out");
+        let paths = StdioPaths {
+            stdout: out,
+            ..Default::default()
+        };
+        let (io, held) = open_stdio(&paths).unwrap();
+        std::fs::File::from(io.stdout).write_all(b"unread").unwrap();
+        let start = Instant::now();
+        assert_eq!(held.unread_output().unwrap().wait(), 6);
+        let took = start.elapsed();
+        assert!(
+            took >= OutputDrain::IDLE && took < OutputDrain::LIMIT,
+            "{took:?}"
+        );
     }
 
     #[test]

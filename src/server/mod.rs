@@ -98,12 +98,12 @@ pub fn run(flags: &Flags) -> Result<(), ServerError> {
         exit: Arc::new(AtomicBool::new(false)),
     };
     let w = waker.clone();
-    let service = Arc::new(TaskService::new(
+    let service = TaskService::new(
         &flags.namespace,
         reaper.clone(),
         events.clone(),
         Box::new(move || w.request_exit()),
-    ));
+    );
     log::info!("serving {} (pid {})", flags.id, std::process::id());
     event_loop(&listener, &sigfd, &waker, &reaper, &service);
 

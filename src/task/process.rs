@@ -30,6 +30,9 @@ pub struct Process {
     pub starting: bool,
     /// An exit that arrived while starting, applied after TaskStart is published.
     pub pending_exit: Option<(u32, SystemTime)>,
+    /// The exit was reported (TaskExit published, Waits answered). It can
+    /// lag the exit while the output FIFOs drain.
+    reported: bool,
     waiters: Vec<Waiter>,
 }
 
@@ -44,31 +47,39 @@ impl Process {
             exit: None,
             starting: false,
             pending_exit: None,
+            reported: false,
             waiters: Vec::new(),
         }
     }
 
-    /// Registers a Wait. If the process already exited, the waiter is handed
-    /// back to be answered by the caller (outside any lock).
+    /// Registers a Wait. If the exit was already reported, the waiter is
+    /// handed back to be answered by the caller (outside any lock).
     pub fn add_waiter(&mut self, w: Waiter) -> Option<Waiter> {
-        match self.exit {
-            Some(_) => Some(w),
-            None => {
-                self.waiters.push(w);
-                None
-            }
+        if self.reported {
+            return Some(w);
         }
+        self.waiters.push(w);
+        None
     }
 
-    /// Records the exit. Returns the pending Waits to answer (outside any
-    /// lock), or None if the exit was already recorded.
-    pub fn set_exited(&mut self, status: u32, at: SystemTime) -> Option<Vec<Waiter>> {
+    /// Records the exit; false if it was already recorded.
+    pub fn set_exited(&mut self, status: u32, at: SystemTime) -> bool {
         if self.exit.is_some() {
-            return None;
+            return false;
         }
         self.state = ProcState::Stopped;
         self.exit = Some((status, at));
         self.held_io.close_stdin();
+        true
+    }
+
+    /// Marks a recorded exit reported. Returns the Waits to answer (outside
+    /// any lock), or None if there is no exit or it was reported already.
+    pub fn take_report(&mut self) -> Option<Vec<Waiter>> {
+        if self.exit.is_none() || self.reported {
+            return None;
+        }
+        self.reported = true;
         Some(std::mem::take(&mut self.waiters))
     }
 }
@@ -88,14 +99,22 @@ mod tests {
             .is_none());
         assert!(got.lock().unwrap().is_empty());
         let now = SystemTime::now();
-        for w in p.set_exited(42, now).unwrap() {
+        assert!(p.set_exited(42, now));
+        assert!(!p.set_exited(1, now));
+        let g = got.clone();
+        assert!(
+            p.add_waiter(Box::new(move |s, _| g.lock().unwrap().push(s)))
+                .is_none(),
+            "exited but not reported yet: the Wait is held"
+        );
+        for w in p.take_report().unwrap() {
             w(42, now);
         }
-        assert!(p.set_exited(1, now).is_none());
+        assert!(p.take_report().is_none());
         let g = got.clone();
         let late = p.add_waiter(Box::new(move |s, _| g.lock().unwrap().push(s)));
         late.unwrap()(42, now);
-        assert_eq!(*got.lock().unwrap(), vec![42, 42]);
+        assert_eq!(*got.lock().unwrap(), vec![42, 42, 42]);
         assert_eq!(p.state, ProcState::Stopped);
     }
 }

@@ -1,7 +1,7 @@
 //! RPC handlers of the Task service.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
 use containerd_shim_protos::api::{
@@ -42,6 +42,8 @@ pub struct TaskService {
     events: Publisher,
     inner: Mutex<Inner>,
     on_exit: Box<dyn Fn() + Send + Sync>,
+    /// Itself, for threads that report an exit later.
+    me: Weak<TaskService>,
 }
 
 fn exec_unsupported(id: &str, exec_id: &str) -> TaskError {
@@ -77,14 +79,15 @@ impl TaskService {
         runner: Arc<dyn CommandRunner>,
         events: Publisher,
         on_exit: Box<dyn Fn() + Send + Sync>,
-    ) -> Self {
-        TaskService {
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| TaskService {
             namespace: namespace.to_string(),
             runner,
             events,
             inner: Mutex::new(Inner::default()),
             on_exit,
-        }
+            me: me.clone(),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -131,15 +134,47 @@ impl TaskService {
         }
     }
 
-    /// Records an exit and publishes TaskExit (call with the lock held).
+    /// Records an exit and reports it (call with the lock held): at once when
+    /// the output FIFOs are empty, else from a thread once clients drained
+    /// them. Returns the Waits to answer now.
     fn apply_exit(&self, id: &str, p: &mut Process, status: u32, at: SystemTime) -> Vec<Waiter> {
-        let Some(waiters) = p.set_exited(status, at) else {
+        if !p.set_exited(status, at) {
             return Vec::new();
-        };
+        }
         log::info!(
             "container {id}: process {} exited with status {status}",
             p.pid
         );
+        let Some(drain) = p.held_io.unread_output() else {
+            return self.report_exit(id, p);
+        };
+        let (me, id2, exec_id, pid) = (self.me.clone(), id.to_string(), p.exec_id.clone(), p.pid);
+        let spawned = std::thread::Builder::new()
+            .name("drain".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let left = drain.wait();
+                if left > 0 {
+                    log::warn!(
+                        "container {id2}: {left} bytes of output were not read by any client"
+                    );
+                }
+                if let Some(service) = me.upgrade() {
+                    service.report_drained(&id2, &exec_id, pid);
+                }
+            });
+        match spawned {
+            Ok(_) => Vec::new(),
+            Err(_) => self.report_exit(id, p),
+        }
+    }
+
+    /// Publishes TaskExit for a recorded, unreported exit; returns the Waits
+    /// to answer (call with the lock held).
+    fn report_exit(&self, id: &str, p: &mut Process) -> Vec<Waiter> {
+        let (Some((status, at)), Some(waiters)) = (p.exit, p.take_report()) else {
+            return Vec::new();
+        };
         let mut ev = TaskExit::new();
         ev.container_id = id.to_string();
         ev.id = if p.exec_id.is_empty() {
@@ -152,6 +187,26 @@ impl TaskService {
         ev.exited_at = Some(timestamp(at)).into();
         self.events.publish(topics::TASK_EXIT_EVENT_TOPIC, &ev);
         waiters
+    }
+
+    /// Reports an exit whose output has drained, unless Delete did already.
+    fn report_drained(&self, id: &str, exec_id: &str, pid: u32) {
+        let mut inner = self.lock();
+        let Some(c) = inner.containers.get_mut(id) else {
+            return;
+        };
+        let p = std::iter::once(&mut c.init)
+            .chain(c.execs.values_mut())
+            .find(|p| p.exec_id == exec_id && p.pid == pid);
+        let Some(p) = p else {
+            return;
+        };
+        let exit = p.exit;
+        let waiters = self.report_exit(id, p);
+        drop(inner);
+        if let Some((status, at)) = exit {
+            answer(waiters, status, at);
+        }
     }
 
     pub(super) fn create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse, TaskError> {
@@ -325,12 +380,17 @@ impl TaskService {
         }
         let mut c = c;
         let (status, at) = match c.init.exit {
-            Some(exit) => exit,
+            Some(exit) => {
+                // TaskExit goes before TaskDelete, even while output drains.
+                let waiters = self.report_exit(&req.id, &mut c.init);
+                answer(waiters, exit.0, exit.1);
+                exit
+            }
             None => {
                 // Deleted before it ever ran: the runtime killed it.
                 let at = SystemTime::now();
-                let waiters = c.init.set_exited(KILLED, at).unwrap_or_default();
-                answer(waiters, KILLED, at);
+                c.init.set_exited(KILLED, at);
+                answer(c.init.take_report().unwrap_or_default(), KILLED, at);
                 (KILLED, at)
             }
         };
