@@ -2,7 +2,7 @@
 //! drives runsc (gVisor), crun or runc.
 //!
 //! Data flows one way: containerd -> [`bootstrap`] -> [`server`] -> [`task`] ->
-//! ([`config`], [`runtime`], [`io`], [`mount`]) -> [`reaper`] -> [`events`] -> containerd.
+//! ([`config`], [`harden`], [`runtime`], [`io`], [`mount`]) -> [`reaper`] -> [`events`] -> containerd.
 
 /// Defines an error type that is one message naming what failed.
 macro_rules! message_error {
@@ -25,6 +25,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod harden;
 pub mod io;
 pub mod logging;
 pub mod mount;

@@ -1,0 +1,269 @@
+//! OCI hooks run as root on the host (all but startContainer), so each must
+//! be a binary the host's owner put in a trusted directory: absolute, not a
+//! symlink, not writable by others, owned by root or the shim's user, no
+//! setuid/setgid. Checked on every level but `off`.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use serde_json::Value;
+
+use super::{HardenError, Policy};
+
+/// Hook kinds, in the order the runtime runs them.
+pub const HOOK_KINDS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
+fn trusted(path: &str, dirs: &[String]) -> bool {
+    dirs.iter().any(|d| path.starts_with(d.as_str()))
+}
+
+/// Why `path` may not be a hook, or Ok. `in_container`: the path resolves
+/// in the container (startContainer), so only its form is checked.
+pub fn check_path(
+    path: &str,
+    dirs: &[String],
+    euid: u32,
+    in_container: bool,
+) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err("is not an absolute path".into());
+    }
+    if path[1..]
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err("is not a clean path (empty, '.' or '..' components)".into());
+    }
+    if !trusted(path, dirs) {
+        return Err(format!(
+            "is not under a trusted directory ({})",
+            dirs.join(", ")
+        ));
+    }
+    if in_container {
+        return Ok(());
+    }
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot be inspected: {e}"))?;
+    if meta.file_type().is_symlink() {
+        return Err("is a symlink".into());
+    }
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    let real = std::fs::canonicalize(path).map_err(|e| format!("cannot be resolved: {e}"))?;
+    let real_str = real.to_string_lossy();
+    if !trusted(&real_str, dirs) {
+        return Err(format!(
+            "resolves to {real_str}, outside the trusted directories"
+        ));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o111 == 0 {
+        return Err("is not executable".into());
+    }
+    if mode & 0o6000 != 0 {
+        return Err("is setuid or setgid".into());
+    }
+    check_owner_and_mode(&meta, euid, "")?;
+    if let Some(dir) = real.parent() {
+        let dmeta = std::fs::metadata(dir)
+            .map_err(|e| format!("its directory {} cannot be inspected: {e}", dir.display()))?;
+        check_owner_and_mode(&dmeta, euid, &format!("its directory {} ", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn check_owner_and_mode(meta: &std::fs::Metadata, euid: u32, what: &str) -> Result<(), String> {
+    let mode = meta.permissions().mode();
+    if mode & 0o002 != 0 {
+        return Err(format!("{what}is world-writable"));
+    }
+    if mode & 0o020 != 0 && (meta.uid() != 0 || meta.gid() != 0) {
+        return Err(format!(
+            "{what}is group-writable and not owned by root:root"
+        ));
+    }
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(format!(
+            "{what}is owned by uid {}, neither root nor the shim's uid {euid}",
+            meta.uid()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks every hook in the spec; the error names the hook and the reason.
+pub fn check(spec: &Value, policy: &Policy, euid: u32) -> Result<(), HardenError> {
+    let Some(hooks) = spec.get("hooks").filter(|h| !h.is_null()) else {
+        return Ok(());
+    };
+    let hooks = hooks
+        .as_object()
+        .ok_or_else(|| HardenError("hooks: expected a JSON object".into()))?;
+    for (kind, list) in hooks {
+        if !HOOK_KINDS.contains(&kind.as_str()) {
+            return Err(HardenError(format!(
+                "hooks.{kind}: unknown hook kind (known: {})",
+                HOOK_KINDS.join(", ")
+            )));
+        }
+        let items = match list {
+            Value::Null => continue,
+            Value::Array(items) => items,
+            _ => return Err(HardenError(format!("hooks.{kind}: expected a list"))),
+        };
+        for (i, hook) in items.iter().enumerate() {
+            let path = hook
+                .get("path")
+                .and_then(Value::as_str)
+                .ok_or_else(|| HardenError(format!("hooks.{kind}[{i}]: no \"path\"")))?;
+            check_path(
+                path,
+                &policy.trusted_hook_dirs,
+                euid,
+                kind == "startContainer",
+            )
+            .map_err(|why| {
+                HardenError(format!(
+                    "hook {path} (hooks.{kind}[{i}]) {why}: refused by the nucleus policy"
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::os::unix::fs::PermissionsExt;
+
+    struct Dir {
+        tmp: tempfile::TempDir,
+        dirs: Vec<String>,
+    }
+
+    fn trusted_dir() -> Dir {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = vec![format!("{}/", tmp.path().display())];
+        Dir { tmp, dirs }
+    }
+
+    fn file(dir: &Dir, name: &str, mode: u32) -> String {
+        let p = dir.tmp.path().join(name);
+        std::fs::write(&p, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p.display().to_string()
+    }
+
+    fn euid() -> u32 {
+        nix::unistd::geteuid().as_raw()
+    }
+
+    #[test]
+    fn a_clean_hook_passes() {
+        let d = trusted_dir();
+        let ok = file(&d, "hook", 0o755);
+        check_path(&ok, &d.dirs, euid(), false).unwrap();
+    }
+
+    #[test]
+    fn every_refusal_names_its_reason() {
+        let d = trusted_dir();
+        let base = d.dirs[0].clone();
+        let ww = file(&d, "world", 0o757);
+        let suid = file(&d, "suid", 0o4755);
+        let noexec = file(&d, "noexec", 0o644);
+        let real = file(&d, "real", 0o755);
+        let link = format!("{base}link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let sub = format!("{base}sub");
+        std::fs::create_dir(&sub).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let escape = format!("{base}escape");
+        std::os::unix::fs::symlink(other.path(), &escape).unwrap();
+        let outside_file = other.path().join("hook");
+        std::fs::write(&outside_file, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&outside_file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cases = [
+            ("relative/hook".to_string(), "absolute"),
+            (format!("{base}../x"), "clean path"),
+            (
+                "/tmp/evil-hook".to_string(),
+                "not under a trusted directory",
+            ),
+            (ww, "world-writable"),
+            (suid, "setuid"),
+            (noexec, "not executable"),
+            (link, "symlink"),
+            (sub, "not a regular file"),
+            (format!("{base}missing"), "cannot be inspected"),
+            (format!("{escape}/hook"), "outside the trusted directories"),
+        ];
+        for (path, why) in cases {
+            let e = check_path(&path, &d.dirs, euid(), false).unwrap_err();
+            assert!(e.contains(why), "{path}: expected {why:?}, got {e:?}");
+        }
+    }
+
+    #[test]
+    fn ownership_rules() {
+        let d = trusted_dir();
+        let foreign = file(&d, "foreign", 0o755);
+        std::os::unix::fs::chown(&foreign, Some(4242), Some(4242)).unwrap();
+        let e = check_path(&foreign, &d.dirs, 0, false).unwrap_err();
+        assert!(e.contains("uid 4242"), "{e}");
+        // The shim's own uid may own hooks.
+        check_path(&foreign, &d.dirs, 4242, false).unwrap();
+        let group = file(&d, "group", 0o775);
+        std::os::unix::fs::chown(&group, Some(0), Some(4242)).unwrap();
+        let e = check_path(&group, &d.dirs, 0, false).unwrap_err();
+        assert!(e.contains("group-writable"), "{e}");
+        std::os::unix::fs::chown(&group, Some(0), Some(0)).unwrap();
+        check_path(&group, &d.dirs, 0, false).unwrap();
+        // A directory writable by others lets anyone swap the binary.
+        let hook = file(&d, "inopen", 0o755);
+        std::fs::set_permissions(d.tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check_path(&hook, &d.dirs, 0, false).unwrap_err();
+        assert!(
+            e.contains("its directory") && e.contains("world-writable"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn start_container_hooks_are_checked_by_form_only() {
+        let dirs = vec!["/usr/bin/".to_string()];
+        check_path("/usr/bin/not-on-this-host", &dirs, 0, true).unwrap();
+        assert!(check_path("/tmp/x", &dirs, 0, true).is_err());
+    }
+
+    #[test]
+    fn spec_errors_name_the_hook() {
+        let policy = Policy::default();
+        let spec = json!({"hooks": {"prestart": [{"path": "/bin/true"}, {"path": "/tmp/evil-hook", "args": ["x"]}]}});
+        let e = check(&spec, &policy, 0).unwrap_err();
+        assert!(
+            e.0.contains("/tmp/evil-hook") && e.0.contains("hooks.prestart[1]"),
+            "{e}"
+        );
+        let e = check(&json!({"hooks": {"prestart": [{"args": []}]}}), &policy, 0).unwrap_err();
+        assert!(e.0.contains("no \"path\""), "{e}");
+        let e = check(&json!({"hooks": {"preboot": []}}), &policy, 0).unwrap_err();
+        assert!(e.0.contains("unknown hook kind"), "{e}");
+        check(
+            &json!({"hooks": {"poststop": [{"path": "/bin/true"}]}}),
+            &policy,
+            0,
+        )
+        .unwrap();
+        check(&json!({}), &policy, 0).unwrap();
+    }
+}

@@ -1,0 +1,293 @@
+//! Spec hardening: the policy engine that rewrites a bundle's config.json
+//! before the runtime reads it. One file per rule family; [`harden`] applies
+//! them in order and returns a [`Report`] of every change, [`harden_bundle`]
+//! does the same on a bundle directory and writes the result atomically.
+
+pub mod bundle;
+pub mod gvisor;
+pub mod hooks;
+pub mod mounts;
+pub mod paths;
+pub mod policy;
+pub mod privileged;
+pub mod process;
+pub mod report;
+pub mod resources;
+pub mod seccomp;
+mod spec;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+pub use policy::{Level, Policy, LEVEL_ANNOTATION};
+pub use report::Report;
+
+use crate::runtime::Backend;
+
+message_error!(
+    /// A spec the policy refuses or cannot read; names the field or file.
+    HardenError
+);
+
+/// Hardens `spec` in place for `backend`. `euid` is the shim's effective
+/// uid (hooks it owns are trusted). Returns every change made.
+pub fn harden(
+    spec: &mut Value,
+    policy: &Policy,
+    backend: Backend,
+    euid: u32,
+) -> Result<Report, HardenError> {
+    let level = policy.level_for(spec)?;
+    let mut report = Report::new(level, backend);
+    if level == Level::Off {
+        report
+            .notes
+            .push("hardening is OFF (policy level off): the spec runs as written".into());
+        return Ok(report);
+    }
+    mounts::check(spec)?;
+    hooks::check(spec, policy, euid)?;
+    let privileged = privileged::detect(spec);
+    if let Some(why) = privileged {
+        if !policy.allow_privileged {
+            return Err(HardenError(format!(
+                "privileged container ({why}) refused by the nucleus policy; \
+                 an operator may allow it with allow_privileged = true under [policy] in nucleus.toml"
+            )));
+        }
+        report.notes.push(format!(
+            "privileged ({why}) allowed by policy.allow_privileged: capabilities, paths, mounts and seccomp left as written"
+        ));
+    }
+    let strict = level == Level::Strict;
+    let root = spec::root(spec)?;
+    if !policy.allow_gvisor_annotations {
+        gvisor::strip_annotations(root, &mut report);
+    }
+    gvisor::drop_selinux(root, backend, &mut report);
+    if let Some(process) = spec::existing(root, "process", "process")? {
+        if privileged.is_none() {
+            process::no_new_privileges(process, &mut report);
+            process::capabilities(process, level, policy, &mut report)?;
+        }
+        process::rlimits(process, level, policy, &mut report)?;
+    }
+    let linux = spec::child(root, "linux", "linux")?;
+    if privileged.is_none() {
+        paths::apply(linux, policy, &mut report)?;
+        if strict {
+            seccomp::apply(linux, backend, &mut report);
+        }
+    }
+    resources::pids(linux, policy, &mut report)?;
+    if privileged.is_none() {
+        mounts::restrict(spec, &mut report)?;
+        if strict {
+            mounts::strict(spec, policy, &mut report)?;
+        }
+    }
+    Ok(report)
+}
+
+/// A hardened bundle spec and what changed.
+pub struct Hardened {
+    pub spec: Value,
+    pub report: Report,
+}
+
+/// Reads the bundle's spec (the kept original if hardened before), hardens
+/// it and, unless `dry_run`, writes config.json, the original and the
+/// report into the bundle.
+pub fn harden_bundle(
+    bundle: &Path,
+    policy: &Policy,
+    backend: Backend,
+    dry_run: bool,
+) -> Result<Hardened, HardenError> {
+    let source = bundle::read(bundle)?;
+    let mut spec = source.spec.clone();
+    let euid = nix::unistd::geteuid().as_raw();
+    let report = harden(&mut spec, policy, backend, euid)?;
+    if !dry_run {
+        bundle::write(bundle, &source, &spec, &report)?;
+    }
+    Ok(Hardened { spec, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The spec `ctr run` writes (containerd 1.6 defaults), trimmed.
+    fn ctr_spec() -> Value {
+        let caps = json!([
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FSETID",
+            "CAP_FOWNER",
+            "CAP_MKNOD",
+            "CAP_NET_RAW",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_SETFCAP",
+            "CAP_SETPCAP",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_SYS_CHROOT",
+            "CAP_KILL",
+            "CAP_AUDIT_WRITE"
+        ]);
+        json!({
+            "ociVersion": "1.0.2-dev",
+            "process": {"user": {"uid": 0, "gid": 0}, "args": ["/bin/sh"], "cwd": "/",
+                "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+                "noNewPrivileges": true},
+            "root": {"path": "rootfs"},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+                {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}
+            ],
+            "linux": {"resources": {"devices": [{"allow": false, "access": "rwm"}]},
+                "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}],
+                "maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"]},
+            "annotations": {"dev.gvisor.flag.network": "host"},
+            "x-vendor-extension": {"kept": true}
+        })
+    }
+
+    fn run(spec: &mut Value, policy: &Policy, backend: Backend) -> Result<Report, HardenError> {
+        harden(spec, policy, backend, 0)
+    }
+
+    #[test]
+    fn default_closes_what_runc_v2_leaves_open() {
+        let mut s = ctr_spec();
+        let r = run(&mut s, &Policy::default(), Backend::Runc).unwrap();
+        let bounding = spec::strings(s.pointer("/process/capabilities/bounding"), "b").unwrap();
+        assert!(!bounding.contains(&"CAP_NET_RAW".to_string()));
+        let masked = spec::strings(s.pointer("/linux/maskedPaths"), "m").unwrap();
+        assert!(masked.contains(&"/proc/kallsyms".to_string()));
+        assert_eq!(s["linux"]["resources"]["pids"]["limit"], 4096);
+        assert!(s
+            .get("annotations")
+            .unwrap()
+            .get("dev.gvisor.flag.network")
+            .is_none());
+        assert_eq!(
+            s["x-vendor-extension"],
+            json!({"kept": true}),
+            "unknown fields survive"
+        );
+        assert!(
+            s["linux"].get("seccomp").is_none(),
+            "no seccomp under default"
+        );
+        assert_ne!(s["root"]["readonly"], true);
+        assert!(
+            r.summary().starts_with("policy default on runc:"),
+            "{}",
+            r.summary()
+        );
+        // Hardening a hardened spec changes nothing more.
+        let again = run(&mut s, &Policy::default(), Backend::Runc).unwrap();
+        assert!(again.changes.is_empty(), "{:?}", again.changes);
+    }
+
+    #[test]
+    fn strict_adds_the_seed_choices() {
+        let mut s = ctr_spec();
+        s["annotations"][LEVEL_ANNOTATION] = json!("strict");
+        let r = run(&mut s, &Policy::default(), Backend::Crun).unwrap();
+        assert_eq!(r.level, Level::Strict);
+        assert_eq!(s["process"]["capabilities"]["bounding"], json!([]));
+        assert_eq!(s["root"]["readonly"], true);
+        assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+        let tmp = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/tmp");
+        assert!(tmp.is_some());
+    }
+
+    #[test]
+    fn privileged_is_refused_unless_allowed() {
+        let mut s = ctr_spec();
+        s["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
+        let e = run(&mut s.clone(), &Policy::default(), Backend::Runc).unwrap_err();
+        assert!(
+            e.0.contains("privileged") && e.0.contains("allow_privileged"),
+            "{e}"
+        );
+        let allow = Policy {
+            allow_privileged: true,
+            ..Policy::default()
+        };
+        let r = run(&mut s, &allow, Backend::Runc).unwrap();
+        assert!(r.notes.iter().any(|n| n.contains("privileged")));
+        let bounding = spec::strings(s.pointer("/process/capabilities/bounding"), "b").unwrap();
+        assert!(
+            bounding.contains(&"CAP_NET_RAW".to_string()),
+            "left as written"
+        );
+    }
+
+    #[test]
+    fn off_changes_nothing_and_says_so() {
+        let mut s = ctr_spec();
+        let before = s.clone();
+        let off = Policy {
+            level: Level::Off,
+            ..Policy::default()
+        };
+        let r = run(&mut s, &off, Backend::Runsc).unwrap();
+        assert_eq!(s, before);
+        assert!(r.summary().contains("OFF"), "{}", r.summary());
+    }
+
+    #[test]
+    fn gvisor_annotations_kept_when_allowed_and_selinux_dropped_for_runsc() {
+        let mut s = ctr_spec();
+        s["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
+        let p = Policy {
+            allow_gvisor_annotations: true,
+            ..Policy::default()
+        };
+        run(&mut s, &p, Backend::Runsc).unwrap();
+        assert_eq!(s["annotations"]["dev.gvisor.flag.network"], "host");
+        assert!(s["process"].get("selinuxLabel").is_none());
+    }
+
+    #[test]
+    fn bundle_round_trip_and_dry_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec_path = dir.path().join(bundle::SPEC_FILE);
+        let original = serde_json::to_vec(&ctr_spec()).unwrap();
+        std::fs::write(&spec_path, &original).unwrap();
+        let dry = harden_bundle(dir.path(), &Policy::default(), Backend::Runc, true).unwrap();
+        assert!(!dry.report.changes.is_empty());
+        assert_eq!(
+            std::fs::read(&spec_path).unwrap(),
+            original,
+            "dry run writes nothing"
+        );
+        assert!(!dir.path().join(bundle::REPORT_FILE).exists());
+        let done = harden_bundle(dir.path(), &Policy::default(), Backend::Runc, false).unwrap();
+        let written: Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+        assert_eq!(written, done.spec);
+        assert_eq!(
+            std::fs::read(dir.path().join(bundle::ORIGINAL_FILE)).unwrap(),
+            original
+        );
+        let report: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(bundle::REPORT_FILE)).unwrap())
+                .unwrap();
+        assert_eq!(
+            report["changes"].as_array().unwrap().len(),
+            done.report.changes.len()
+        );
+    }
+}

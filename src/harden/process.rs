@@ -1,0 +1,318 @@
+//! The container process: capabilities, no_new_privileges and rlimits.
+
+use serde_json::{json, Map, Value};
+
+use super::policy::{cap_name, Level};
+use super::report::Report;
+use super::{spec, HardenError, Policy};
+
+const CAP_SETS: [&str; 4] = ["bounding", "effective", "permitted", "inheritable"];
+
+/// Clamps every capability set to the allowed ones (none under strict) and
+/// clears the ambient set.
+pub fn capabilities(
+    process: &mut Map<String, Value>,
+    level: Level,
+    policy: &Policy,
+    report: &mut Report,
+) -> Result<(), HardenError> {
+    let Some(caps) = spec::existing(process, "capabilities", "process.capabilities")? else {
+        return Ok(());
+    };
+    let allowed: Vec<String> = match level {
+        Level::Strict => Vec::new(),
+        _ => policy.capabilities.iter().map(|c| cap_name(c)).collect(),
+    };
+    for set in CAP_SETS.into_iter().chain(["ambient"]) {
+        let field = format!("process.capabilities.{set}");
+        if !caps.contains_key(set) {
+            continue;
+        }
+        let have = spec::strings(caps.get(set), &field)?;
+        let (keep, drop): (Vec<String>, Vec<String>) = have
+            .into_iter()
+            .partition(|c| set != "ambient" && allowed.contains(&cap_name(c)));
+        for c in drop {
+            report.remove("capabilities", &field, c);
+        }
+        caps.insert(set.to_string(), keep.into());
+    }
+    Ok(())
+}
+
+/// Sets `noNewPrivileges`: setuid binaries and file capabilities grant nothing.
+pub fn no_new_privileges(process: &mut Map<String, Value>, report: &mut Report) {
+    let before = process.get("noNewPrivileges").cloned();
+    if before != Some(Value::Bool(true)) {
+        report.set(
+            "no-new-privileges",
+            "process.noNewPrivileges",
+            before.as_ref().map(spec::show),
+            Some("true".into()),
+        );
+        process.insert("noNewPrivileges".into(), Value::Bool(true));
+    }
+}
+
+fn limit_of(r: &Map<String, Value>, key: &str) -> Option<u64> {
+    r.get(key).and_then(Value::as_u64)
+}
+
+/// Default: RLIMIT_NOFILE when the spec has none. Strict: NOFILE, NPROC and
+/// MEMLOCK no higher than the policy's values.
+pub fn rlimits(
+    process: &mut Map<String, Value>,
+    level: Level,
+    policy: &Policy,
+    report: &mut Report,
+) -> Result<(), HardenError> {
+    let wanted: Vec<(&str, u64, u64, bool)> = match level {
+        Level::Strict => vec![
+            (
+                "RLIMIT_NOFILE",
+                policy.strict_nofile,
+                policy.strict_nofile,
+                true,
+            ),
+            (
+                "RLIMIT_NPROC",
+                policy.strict_nproc,
+                policy.strict_nproc,
+                true,
+            ),
+            (
+                "RLIMIT_MEMLOCK",
+                policy.strict_memlock,
+                policy.strict_memlock,
+                true,
+            ),
+        ],
+        _ => vec![("RLIMIT_NOFILE", policy.nofile[0], policy.nofile[1], false)],
+    };
+    let list = process
+        .entry("rlimits")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if list.is_null() {
+        *list = Value::Array(Vec::new());
+    }
+    let items = list
+        .as_array_mut()
+        .ok_or_else(|| HardenError("process.rlimits: expected a list".into()))?;
+    for (ty, soft, hard, clamp) in wanted {
+        let field = format!("process.rlimits.{ty}");
+        let existing = items
+            .iter_mut()
+            .enumerate()
+            .find(|(_, r)| r.get("type").and_then(Value::as_str) == Some(ty));
+        match existing {
+            None => {
+                report.add("rlimits", &field, format!("soft {soft} hard {hard}"));
+                items.push(json!({"type": ty, "soft": soft, "hard": hard}));
+            }
+            Some((i, r)) if clamp => {
+                let r = r.as_object_mut().ok_or_else(|| {
+                    HardenError(format!("process.rlimits[{i}]: expected a JSON object"))
+                })?;
+                let (old_soft, old_hard) = (limit_of(r, "soft"), limit_of(r, "hard"));
+                let new_soft = old_soft.map_or(soft, |s| s.min(soft));
+                let new_hard = old_hard.map_or(hard, |h| h.min(hard)).max(new_soft);
+                if (old_soft, old_hard) != (Some(new_soft), Some(new_hard)) {
+                    report.set(
+                        "rlimits",
+                        &field,
+                        Some(format!(
+                            "soft {} hard {}",
+                            old_soft.map_or("?".into(), |v| v.to_string()),
+                            old_hard.map_or("?".into(), |v| v.to_string())
+                        )),
+                        Some(format!("soft {new_soft} hard {new_hard}")),
+                    );
+                    r.insert("soft".into(), new_soft.into());
+                    r.insert("hard".into(), new_hard.into());
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Backend;
+    use serde_json::json;
+
+    fn report() -> Report {
+        Report::new(Level::Default, Backend::Runc)
+    }
+
+    fn containerd_default_process() -> Value {
+        let caps = json!([
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FSETID",
+            "CAP_FOWNER",
+            "CAP_MKNOD",
+            "CAP_NET_RAW",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_SETFCAP",
+            "CAP_SETPCAP",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_SYS_CHROOT",
+            "CAP_KILL",
+            "CAP_AUDIT_WRITE",
+            "CAP_SYS_ADMIN"
+        ]);
+        json!({
+            "args": ["/bin/sh"],
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
+                             "inheritable": caps, "ambient": ["CAP_NET_BIND_SERVICE"]},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]
+        })
+    }
+
+    #[test]
+    fn default_clamps_to_baseline_and_clears_ambient() {
+        let mut p = containerd_default_process();
+        let mut r = report();
+        capabilities(
+            p.as_object_mut().unwrap(),
+            Level::Default,
+            &Policy::default(),
+            &mut r,
+        )
+        .unwrap();
+        for set in CAP_SETS {
+            let got = spec::strings(p.pointer(&format!("/capabilities/{set}")), set).unwrap();
+            assert_eq!(got.len(), 13, "{set}: {got:?}");
+            assert!(!got
+                .iter()
+                .any(|c| c == "CAP_NET_RAW" || c == "CAP_SYS_ADMIN"));
+        }
+        assert_eq!(p["capabilities"]["ambient"], json!([]));
+        // NET_RAW and SYS_ADMIN from 4 sets, NET_BIND_SERVICE from ambient.
+        assert_eq!(r.changes.len(), 9);
+    }
+
+    #[test]
+    fn strict_empties_every_set() {
+        let mut p = containerd_default_process();
+        capabilities(
+            p.as_object_mut().unwrap(),
+            Level::Strict,
+            &Policy::default(),
+            &mut report(),
+        )
+        .unwrap();
+        for set in CAP_SETS {
+            assert_eq!(p["capabilities"][set], json!([]), "{set}");
+        }
+    }
+
+    #[test]
+    fn lowercase_names_match_and_absent_caps_stay_absent() {
+        let mut p = json!({"capabilities": {"bounding": ["chown", "CAP_NET_RAW"]}});
+        capabilities(
+            p.as_object_mut().unwrap(),
+            Level::Default,
+            &Policy::default(),
+            &mut report(),
+        )
+        .unwrap();
+        assert_eq!(p["capabilities"]["bounding"], json!(["chown"]));
+        let mut p = json!({"args": ["/bin/true"]});
+        capabilities(
+            p.as_object_mut().unwrap(),
+            Level::Default,
+            &Policy::default(),
+            &mut report(),
+        )
+        .unwrap();
+        assert!(p.get("capabilities").is_none());
+        let mut p = json!({"capabilities": {"bounding": "CAP_NET_RAW"}});
+        let e = capabilities(
+            p.as_object_mut().unwrap(),
+            Level::Default,
+            &Policy::default(),
+            &mut report(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("process.capabilities.bounding"), "{e}");
+    }
+
+    #[test]
+    fn no_new_privileges_is_set_and_reported_once() {
+        let mut p = json!({"noNewPrivileges": false});
+        let mut r = report();
+        no_new_privileges(p.as_object_mut().unwrap(), &mut r);
+        no_new_privileges(p.as_object_mut().unwrap(), &mut r);
+        assert_eq!(p["noNewPrivileges"], true);
+        assert_eq!(r.changes.len(), 1);
+    }
+
+    #[test]
+    fn default_adds_nofile_only_when_absent() {
+        let mut p = containerd_default_process();
+        let mut r = report();
+        rlimits(
+            p.as_object_mut().unwrap(),
+            Level::Default,
+            &Policy::default(),
+            &mut r,
+        )
+        .unwrap();
+        assert_eq!(p["rlimits"][0]["soft"], 1048576);
+        assert!(r.changes.is_empty());
+        let mut p = json!({});
+        rlimits(
+            p.as_object_mut().unwrap(),
+            Level::Default,
+            &Policy::default(),
+            &mut r,
+        )
+        .unwrap();
+        assert_eq!(
+            p["rlimits"],
+            json!([{"type": "RLIMIT_NOFILE", "soft": 65536, "hard": 1048576}])
+        );
+    }
+
+    #[test]
+    fn strict_clamps_nofile_and_adds_nproc_memlock() {
+        let mut p = containerd_default_process();
+        let mut r = report();
+        rlimits(
+            p.as_object_mut().unwrap(),
+            Level::Strict,
+            &Policy::default(),
+            &mut r,
+        )
+        .unwrap();
+        let get = |ty: &str| {
+            p["rlimits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["type"] == ty)
+                .map(|r| (r["soft"].as_u64().unwrap(), r["hard"].as_u64().unwrap()))
+        };
+        assert_eq!(get("RLIMIT_NOFILE"), Some((1024, 1024)));
+        assert_eq!(get("RLIMIT_NPROC"), Some((1024, 1024)));
+        assert_eq!(get("RLIMIT_MEMLOCK"), Some((65536, 65536)));
+        // A lower value in the spec is kept.
+        let mut p = json!({"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}]});
+        rlimits(
+            p.as_object_mut().unwrap(),
+            Level::Strict,
+            &Policy::default(),
+            &mut report(),
+        )
+        .unwrap();
+        assert_eq!(
+            p["rlimits"][0],
+            json!({"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512})
+        );
+    }
+}
