@@ -14,6 +14,18 @@ pub enum Action {
     Version,
     /// `-info`: print a protobuf `RuntimeInfo`.
     Info,
+    /// `harden --bundle DIR [--config FILE] [--dry-run]`.
+    Harden(HardenArgs),
+}
+
+/// Arguments of the `harden` action.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HardenArgs {
+    pub bundle: String,
+    /// A nucleus.toml; default: the shim's default config path.
+    pub config: Option<String>,
+    /// Print the changes without writing the bundle.
+    pub dry_run: bool,
 }
 
 /// Parsed command line.
@@ -37,7 +49,46 @@ message_error!(
 /// Usage text printed with a command line error.
 pub const USAGE: &str =
     "usage: containerd-shim-nucleus-v1 [-namespace NS] [-id ID] [-address ADDR] \
-[-publish-binary BIN] [-bundle DIR] [-socket ADDR] [-debug] [-v] [-info] [start|delete]";
+[-publish-binary BIN] [-bundle DIR] [-socket ADDR] [-debug] [-v] [-info] [start|delete]
+       containerd-shim-nucleus-v1 harden --bundle DIR [--config FILE] [--dry-run]";
+
+/// Parses the arguments after `harden`.
+fn parse_harden(args: &[String]) -> Result<HardenArgs, CliError> {
+    let mut h = HardenArgs::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let body = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .ok_or_else(|| CliError(format!("harden: unexpected argument {arg:?}")))?;
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        match name {
+            "dry-run" if inline.is_none() => h.dry_run = true,
+            "bundle" | "config" => {
+                let v = match inline {
+                    Some(v) => v,
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| CliError(format!("harden: --{name} needs a value")))?,
+                };
+                if name == "bundle" {
+                    h.bundle = v;
+                } else {
+                    h.config = Some(v);
+                }
+            }
+            _ => return Err(CliError(format!("harden: unknown flag {arg:?}"))),
+        }
+    }
+    if h.bundle.is_empty() {
+        return Err(CliError("harden: --bundle DIR is required".into()));
+    }
+    Ok(h)
+}
 
 /// Parses arguments (without the program name) the way Go's `flag` package
 /// does: `-f v`, `-f=v`, `--f v`; flags stop at the first positional argument.
@@ -123,6 +174,7 @@ where
             None => Action::Serve,
             Some("start") => Action::Start,
             Some("delete") => Action::Delete,
+            Some("harden") => Action::Harden(parse_harden(&positional[1..])?),
             Some(other) => return Err(CliError(format!("unknown action {other:?}"))),
         }
     };
@@ -141,6 +193,28 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn harden_action_and_its_flags() {
+        let f = parse(["harden", "--bundle", "/b", "--config=/c.toml", "--dry-run"]).unwrap();
+        assert_eq!(
+            f.action,
+            Action::Harden(HardenArgs {
+                bundle: "/b".into(),
+                config: Some("/c.toml".into()),
+                dry_run: true
+            })
+        );
+        for bad in [
+            vec!["harden"],
+            vec!["harden", "--bundle"],
+            vec!["harden", "--bundle", "/b", "--force"],
+            vec!["harden", "--bundle", "/b", "extra"],
+        ] {
+            let e = parse(bad.clone()).unwrap_err();
+            assert!(e.0.starts_with("harden:"), "{bad:?}: {e}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::harden::Policy;
 use crate::options::RuntimeOptions;
 use crate::runtime::Backend;
 
@@ -27,6 +28,9 @@ message_error!(
 pub struct FileConfig {
     #[serde(default)]
     pub runtime: RuntimeSection,
+    /// `[policy]`: how specs are hardened.
+    #[serde(default)]
+    pub policy: Policy,
 }
 
 /// `[runtime]`: which OCI runtime to drive and how.
@@ -55,6 +59,8 @@ pub struct Config {
     pub root: PathBuf,
     pub flags: Vec<String>,
     pub systemd_cgroup: bool,
+    /// The hardening policy.
+    pub policy: Policy,
     /// Where the settings came from, for logs and errors.
     pub source: String,
 }
@@ -85,6 +91,7 @@ impl FileConfig {
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        self.policy.validate(origin).map_err(ConfigError)?;
         let r = &self.runtime;
         if let Some(name) = &r.name {
             if name != "auto" && Backend::from_name(name).is_none() {
@@ -223,6 +230,7 @@ pub fn resolve(
         root,
         flags: r.flags.clone(),
         systemd_cgroup: r.systemd_cgroup || runc_systemd,
+        policy: file.policy.clone(),
         source,
     })
 }
@@ -264,6 +272,35 @@ mod tests {
         .unwrap();
         assert_eq!(c.runtime.name.as_deref(), Some("runsc"));
         assert_eq!(c.runtime.flags, vec!["--platform=systrap"]);
+    }
+
+    #[test]
+    fn parses_policy_section() {
+        let c = FileConfig::parse(
+            "[policy]\nlevel = \"strict\"\nallow_privileged = true\npids_limit = 100\n\
+             trusted_hook_dirs = [\"/opt/hooks/\"]\nnofile = [1024, 4096]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.policy.level, crate::harden::Level::Strict);
+        assert!(c.policy.allow_privileged);
+        assert_eq!(c.policy.pids_limit, 100);
+        assert_eq!(c.policy.trusted_hook_dirs, vec!["/opt/hooks/"]);
+        assert_eq!(
+            c.policy.capabilities.len(),
+            13,
+            "unset knobs keep their defaults"
+        );
+        let d = FileConfig::parse("", "t").unwrap();
+        assert_eq!(d.policy, Policy::default());
+        for (body, named) in [
+            ("[policy]\nlevel = \"lax\"\n", "lax"),
+            ("[policy]\nallow_everything = true\n", "allow_everything"),
+            ("[policy]\ntrusted_hook_dirs = [\"tmp/\"]\n", "tmp/"),
+        ] {
+            let e = FileConfig::parse(body, "nucleus.toml").unwrap_err();
+            assert!(e.0.contains("nucleus.toml") && e.0.contains(named), "{e}");
+        }
     }
 
     #[test]

@@ -39,6 +39,13 @@ fn main() -> ExitCode {
     match flags.action {
         cli::Action::Version => print(bootstrap::version().as_bytes()),
         cli::Action::Info => print(&bootstrap::info()),
+        cli::Action::Harden(args) => match bootstrap::harden::run(&args) {
+            Ok(text) => print(text.as_bytes()),
+            Err(e) => {
+                eprintln!("containerd-shim-nucleus-v1: {e}");
+                ExitCode::FAILURE
+            }
+        },
         cli::Action::Start => {
             logging::init(&bundle_dir(&flags), &flags.id, flags.debug);
             match bootstrap::start::run(&flags) {

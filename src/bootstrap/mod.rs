@@ -1,8 +1,9 @@
 //! The short-lived actions containerd runs: `start` (bind the socket, spawn
 //! the server, reply with its address) and `delete` (clean up from the files
-//! in the bundle). Plus `-v` and `-info`.
+//! in the bundle). Plus `-v`, `-info` and `harden` (for operators).
 
 pub mod delete;
+pub mod harden;
 pub mod socket;
 pub mod start;
 

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::error::TaskError;
 use super::process::Process;
-use crate::config;
+use crate::config::{self, Config};
+use crate::harden;
 use crate::io::{self, StdioPaths};
 use crate::mount;
 use crate::options::{self, RuntimeOptions};
@@ -17,8 +18,6 @@ use crate::runtime::{CommandRunner, Runtime, LOG_FILE};
 
 /// File in the bundle holding the options Any `start` received.
 pub const START_OPTIONS_FILE: &str = "nucleus-options.pb";
-/// Largest config.json accepted.
-const MAX_SPEC_BYTES: u64 = 16 << 20;
 
 /// A container the shim serves.
 pub struct Container {
@@ -31,39 +30,9 @@ pub struct Container {
     pub execs: HashMap<String, Process>,
 }
 
-/// Reads and parses the bundle's config.json.
-pub fn read_spec(bundle: &Path) -> Result<Value, TaskError> {
-    let path = bundle.join("config.json");
-    let meta = std::fs::metadata(&path).map_err(|e| {
-        TaskError::invalid(format!("bundle {}: config.json: {e}", bundle.display()))
-    })?;
-    if meta.len() > MAX_SPEC_BYTES {
-        return Err(TaskError::invalid(format!(
-            "{}: {} bytes exceeds the {MAX_SPEC_BYTES} byte limit",
-            path.display(),
-            meta.len()
-        )));
-    }
-    let data =
-        std::fs::read(&path).map_err(|e| TaskError::invalid(format!("{}: {e}", path.display())))?;
-    let spec: Value = serde_json::from_slice(&data)
-        .map_err(|e| TaskError::invalid(format!("{}: malformed JSON: {e}", path.display())))?;
-    if !spec.is_object() {
-        return Err(TaskError::invalid(format!(
-            "{}: the OCI spec must be a JSON object",
-            path.display()
-        )));
-    }
-    Ok(spec)
-}
-
-/// Resolves the runtime for a Create: options from the request, else the
+/// Resolves the config for a Create: options from the request, else the
 /// ones `start` persisted in the bundle.
-pub fn resolve_runtime(
-    req: &CreateTaskRequest,
-    namespace: &str,
-    spec: &Value,
-) -> Result<Runtime, TaskError> {
+pub fn resolve_config(req: &CreateTaskRequest, namespace: &str) -> Result<Config, TaskError> {
     let bundle = Path::new(&req.bundle);
     let opts = match req.options.as_ref() {
         Some(any) if !any.type_url.is_empty() => options::decode_any(any),
@@ -74,30 +43,47 @@ pub fn resolve_runtime(
     }
     .map_err(|e| TaskError::invalid(format!("container {}: {e}", req.id)))?;
     let path_env = std::env::var("PATH").ok();
-    let cfg = config::resolve(
+    config::resolve(
         &opts,
         namespace,
         &config::default_config_path(),
         path_env.as_deref(),
     )
-    .map_err(|e| TaskError::invalid(format!("container {}: {e}", req.id)))?;
+    .map_err(|e| TaskError::invalid(format!("container {}: {e}", req.id)))
+}
+
+/// Hardens the bundle's spec under the config's policy and writes it back;
+/// returns the spec the runtime will read.
+pub fn harden_bundle(id: &str, bundle: &Path, cfg: &Config) -> Result<Value, TaskError> {
+    let hardened = harden::harden_bundle(bundle, &cfg.policy, cfg.backend, false)
+        .map_err(|e| TaskError::invalid(format!("container {id}: {e}")))?;
+    let summary = hardened.report.summary();
+    if hardened.report.level == harden::Level::Off {
+        log::warn!("container {id}: HARDENING IS OFF: {summary}");
+    } else {
+        log::info!("container {id}: {summary}");
+    }
+    Ok(hardened.spec)
+}
+
+/// The runtime driver for a container, from its config and hardened spec.
+pub fn runtime_for(id: &str, bundle: &Path, cfg: &Config, spec: &Value) -> Runtime {
     let mut flags = cfg.backend.spec_flags(spec);
     flags.extend(cfg.flags.iter().cloned());
     log::info!(
-        "container {}: runtime {} ({}) from {}",
-        req.id,
+        "container {id}: runtime {} ({}) from {}",
         cfg.backend.name(),
         cfg.binary.display(),
         cfg.source
     );
-    Ok(Runtime {
+    Runtime {
         backend: cfg.backend,
-        binary: cfg.binary,
-        root: cfg.root,
+        binary: cfg.binary.clone(),
+        root: cfg.root.clone(),
         flags,
         systemd_cgroup: cfg.systemd_cgroup,
         log: bundle.join(LOG_FILE),
-    })
+    }
 }
 
 /// Validates a container id the way runc does: no path tricks.
@@ -133,8 +119,9 @@ pub fn create(
             req.id, req.bundle
         )));
     }
-    let spec = read_spec(&bundle)?;
-    let runtime = resolve_runtime(req, namespace, &spec)?;
+    let cfg = resolve_config(req, namespace)?;
+    let spec = harden_bundle(&req.id, &bundle, &cfg)?;
+    let runtime = runtime_for(&req.id, &bundle, &cfg, &spec);
     std::fs::create_dir_all(&runtime.root).map_err(|e| {
         TaskError::internal(format!("runtime root {}: {e}", runtime.root.display()))
     })?;
@@ -240,20 +227,5 @@ mod tests {
         for good in ["c1", "my-container_2.0", "abc+def"] {
             check_id(good).unwrap();
         }
-    }
-
-    #[test]
-    fn malformed_spec_is_a_clear_error() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("config.json"), "{not json").unwrap();
-        let e = read_spec(d.path()).unwrap_err();
-        assert!(
-            e.message.contains("config.json") && e.message.contains("malformed"),
-            "{e}"
-        );
-        std::fs::write(d.path().join("config.json"), "[1]").unwrap();
-        assert!(read_spec(d.path()).unwrap_err().message.contains("object"));
-        let e = read_spec(&d.path().join("missing")).unwrap_err();
-        assert!(e.message.contains("config.json"), "{e}");
     }
 }

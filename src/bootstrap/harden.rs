@@ -1,0 +1,47 @@
+//! The `harden` action an operator runs by hand: what the policy changes in
+//! a bundle, as a readable diff by rule; without `--dry-run` the bundle is
+//! rewritten exactly as Create would.
+
+use std::path::Path;
+
+use super::BootstrapError;
+use crate::cli::HardenArgs;
+use crate::config;
+use crate::harden::{self, bundle};
+use crate::options::RuntimeOptions;
+
+/// Runs `harden`; returns the text to print.
+pub fn run(args: &HardenArgs) -> Result<String, BootstrapError> {
+    let opts = match &args.config {
+        Some(path) => RuntimeOptions::Config {
+            path: path.clone(),
+            body: String::new(),
+        },
+        None => RuntimeOptions::None,
+    };
+    let path_env = std::env::var("PATH").ok();
+    let cfg = config::resolve(
+        &opts,
+        "default",
+        &config::default_config_path(),
+        path_env.as_deref(),
+    )
+    .map_err(|e| BootstrapError(e.to_string()))?;
+    let bundle_dir = Path::new(&args.bundle);
+    let hardened = harden::harden_bundle(bundle_dir, &cfg.policy, cfg.backend, args.dry_run)
+        .map_err(|e| BootstrapError(format!("bundle {}: {e}", args.bundle)))?;
+    let mut out = format!("config: {}\n", cfg.source);
+    out.push_str(&hardened.report.render());
+    if args.dry_run {
+        out.push_str("dry run: the bundle was not changed\n");
+    } else {
+        out.push_str(&format!(
+            "written: {dir}/{}; original kept in {dir}/{}; report in {dir}/{}\n",
+            bundle::SPEC_FILE,
+            bundle::ORIGINAL_FILE,
+            bundle::REPORT_FILE,
+            dir = bundle_dir.display()
+        ));
+    }
+    Ok(out)
+}
