@@ -1,6 +1,7 @@
 //! End-to-end container lifecycle through `ctr` and a real containerd, on
 //! each of runsc, crun and runc.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -252,14 +253,6 @@ fn runs_on_backend(backend: &str, test: &str) {
         "shim log does not show backend {backend}"
     );
     env.assert_clean(backend, &["uname"]);
-}
-
-macro_rules! on_each_backend {
-    ($($test:ident),* $(,)?) => {
-        mod runsc { $( #[test] fn $test() { super::$test("runsc", concat!("runsc-", stringify!($test))) } )* }
-        mod crun { $( #[test] fn $test() { super::$test("crun", concat!("crun-", stringify!($test))) } )* }
-        mod runc { $( #[test] fn $test() { super::$test("runc", concat!("runc-", stringify!($test))) } )* }
-    };
 }
 
 on_each_backend!(

@@ -13,6 +13,16 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// Defines `runsc::t`, `crun::t` and `runc::t` for each `t(backend, test)`.
+#[allow(unused_macros)]
+macro_rules! on_each_backend {
+    ($($test:ident),* $(,)?) => {
+        mod runsc { $( #[test] fn $test() { super::$test("runsc", concat!("runsc-", stringify!($test))) } )* }
+        mod crun { $( #[test] fn $test() { super::$test("crun", concat!("crun-", stringify!($test))) } )* }
+        mod runc { $( #[test] fn $test() { super::$test("runc", concat!("runc-", stringify!($test))) } )* }
+    };
+}
+
 /// The runtime name under test.
 pub const RUNTIME: &str = "io.nucleus.v1";
 /// Name the image builder gives the busybox image.
@@ -86,6 +96,43 @@ pub fn image_dir() -> &'static Path {
         );
         dir
     })
+}
+
+/// The in-container probe (tests/probe/probe.rs), built static once per
+/// test binary with the machine's rustc.
+pub fn probe_binary() -> Option<&'static Path> {
+    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out_dir = std::env::temp_dir().join(format!("nucleus-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&out_dir).expect("probe dir");
+        let bin = out_dir.join("nucleus-probe");
+        let built = Command::new("rustc")
+            .args([
+                "--edition",
+                "2021",
+                "-O",
+                "-C",
+                "target-feature=+crt-static",
+                "-o",
+            ])
+            .arg(&bin)
+            .arg(repo_root().join("tests/probe/probe.rs"))
+            .output();
+        let ok = matches!(&built, Ok(o) if o.status.success());
+        if !ok {
+            let why = match built {
+                Ok(o) => text(&o.stderr),
+                Err(e) => e.to_string(),
+            };
+            prerequisite(
+                false,
+                &format!("building the static probe with rustc: {why}"),
+            );
+            return None;
+        }
+        Some(bin)
+    })
+    .as_deref()
 }
 
 /// Text of a command's output.
@@ -231,6 +278,26 @@ impl Env {
         v.extend(["--rootfs".into(), rootfs, id.into()]);
         v.extend(cmd.iter().map(|s| s.to_string()));
         v
+    }
+
+    /// `--mount` argument that binds the probe at /probe (read-only).
+    pub fn probe_mount(&self) -> Option<String> {
+        probe_binary().map(|p| format!("type=bind,src={},dst=/probe,options=rbind:ro", p.display()))
+    }
+
+    /// The bundle containerd made for container `id`.
+    pub fn bundle(&self, id: &str) -> PathBuf {
+        self.dir
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&self.namespace)
+            .join(id)
+    }
+
+    /// Writes a nucleus.toml named `name` into the test dir; returns its path.
+    pub fn write_config(&self, name: &str, body: &str) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, body).expect("writing a nucleus.toml");
+        path.display().to_string()
     }
 
     /// `ctr run --rm` of `cmd` on `backend`.

@@ -1,0 +1,439 @@
+//! End-to-end hardening on runsc, crun and runc: what a container can reach
+//! under the default and strict policies, what the policy refuses, and that
+//! common workloads still run. A static probe (tests/probe/probe.rs) asks
+//! the kernel or gVisor directly from inside the container.
+
+#[macro_use]
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{code, text, Env};
+use serde_json::{json, Value};
+
+/// Bits of the Kubernetes baseline capabilities.
+const BASELINE_MASK: u64 = (1 << 0) // CHOWN
+    | (1 << 1) // DAC_OVERRIDE
+    | (1 << 3) // FOWNER
+    | (1 << 4) // FSETID
+    | (1 << 5) // KILL
+    | (1 << 6) // SETGID
+    | (1 << 7) // SETUID
+    | (1 << 8) // SETPCAP
+    | (1 << 10) // NET_BIND_SERVICE
+    | (1 << 18) // SYS_CHROOT
+    | (1 << 27) // MKNOD
+    | (1 << 29) // AUDIT_WRITE
+    | (1 << 31); // SETFCAP
+const CAP_NET_RAW: u64 = 1 << 13;
+const CAP_SYS_ADMIN: u64 = 1 << 21;
+
+/// `key value...` lines of the probe.
+fn facts(out: &str) -> HashMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn capbnd(f: &HashMap<String, String>) -> u64 {
+    u64::from_str_radix(&f["capbnd"], 16).expect("capbnd is hex")
+}
+
+/// A spec like `ctr oci spec` gives, loosened the way a careless or hostile
+/// client could write it: SYS_ADMIN added, no_new_privs off, nothing masked
+/// or read-only. It runs the probe on the test rootfs.
+fn loose_spec(env: &Env, id: &str, args: &[&str]) -> String {
+    let out = env.ctr(&["oci", "spec"]);
+    assert!(out.status.success(), "ctr oci spec: {}", text(&out.stderr));
+    let mut s: Value = serde_json::from_slice(&out.stdout).expect("ctr oci spec JSON");
+    s["root"] = json!({"path": common::image_dir().join("rootfs")});
+    s["process"]["args"] = json!(args);
+    s["process"]["noNewPrivileges"] = json!(false);
+    for set in ["bounding", "effective", "permitted"] {
+        s["process"]["capabilities"][set]
+            .as_array_mut()
+            .expect("capability list")
+            .push(json!("CAP_SYS_ADMIN"));
+    }
+    s["linux"]["maskedPaths"] = json!([]);
+    s["linux"]["readonlyPaths"] = json!([]);
+    s["linux"]["cgroupsPath"] = json!(format!("/{}/{id}", env.namespace));
+    let probe = common::probe_binary().expect("probe");
+    s["mounts"].as_array_mut().expect("mounts").push(json!({
+        "destination": "/probe", "type": "bind", "source": probe, "options": ["rbind", "ro"]
+    }));
+    let path = env.dir.join(format!("spec-{id}.json"));
+    std::fs::write(&path, serde_json::to_vec(&s).unwrap()).unwrap();
+    path.display().to_string()
+}
+
+/// `ctr run --rm --config SPEC ID` through `runtime` (nucleus unless given).
+fn run_spec(env: &Env, backend: &str, runtime: &str, spec: &str, id: &str) -> std::process::Output {
+    let config = env.config(backend);
+    let mut args = vec!["run", "--rm", "--runtime", runtime];
+    if runtime == common::RUNTIME {
+        args.extend(["--runtime-config-path", &config]);
+    }
+    args.extend(["--config", spec, id]);
+    env.ctr(&args)
+}
+
+/// Default level, from a loosened spec: no_new_privs on, bounding set =
+/// baseline (no NET_RAW, no SYS_ADMIN), /proc/kallsyms reads 0 bytes,
+/// /proc/sysrq-trigger and /proc/sys cannot be opened for writing.
+fn default_closes_kernel_interfaces(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    if common::probe_binary().is_none() {
+        return;
+    }
+    let spec = loose_spec(&env, "probe", &["/probe"]);
+    let out = run_spec(&env, backend, common::RUNTIME, &spec, "probe");
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    let f = facts(&text(&out.stdout));
+    assert_eq!(f["no_new_privs"], "1", "{f:?}");
+    let bnd = capbnd(&f);
+    assert_eq!(bnd & (CAP_NET_RAW | CAP_SYS_ADMIN), 0, "CapBnd {bnd:x}");
+    assert_eq!(bnd, BASELINE_MASK, "CapBnd {bnd:x}");
+    let kallsyms = &f["kallsyms"];
+    if backend == "runsc" {
+        // gVisor has no kallsyms of its own; whatever it shows must be empty.
+        assert!(
+            kallsyms == "0" || kallsyms.starts_with("absent"),
+            "{kallsyms}"
+        );
+    } else if std::path::Path::new("/proc/kallsyms").exists() {
+        assert_eq!(kallsyms, "0", "masked /proc/kallsyms");
+    }
+    // The host kernel may lack sysrq; /proc/sys is always there. Under
+    // runsc /proc is gVisor's own: its writes never reach the host kernel,
+    // and runsc does not apply readonlyPaths.
+    assert!(f["sysrq"].starts_with("refused"), "sysrq {}", f["sysrq"]);
+    if backend != "runsc" {
+        assert!(
+            f["procsys"].contains("Read-only"),
+            "/proc/sys {}",
+            f["procsys"]
+        );
+    }
+    env.assert_clean(backend, &["probe"]);
+}
+
+/// The same loosened spec through containerd-shim-runc-v2 in the same
+/// containerd: the probe sees everything open, so the checks above can fail.
+#[test]
+fn runc_v2_leaves_them_open() {
+    let Some(env) = Env::start("runc-v2-open", "runc") else {
+        return;
+    };
+    if common::probe_binary().is_none() {
+        return;
+    }
+    let spec = loose_spec(&env, "probe", &["/probe"]);
+    let out = run_spec(&env, "runc", "io.containerd.runc.v2", &spec, "probe");
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    let f = facts(&text(&out.stdout));
+    assert_eq!(f["no_new_privs"], "0", "{f:?}");
+    assert_ne!(capbnd(&f) & CAP_SYS_ADMIN, 0, "{f:?}");
+    assert_ne!(capbnd(&f) & CAP_NET_RAW, 0, "{f:?}");
+    if std::path::Path::new("/proc/kallsyms").exists() {
+        let n: u64 = f["kallsyms"].parse().expect("kallsyms readable");
+        assert!(n > 0, "{f:?}");
+    }
+    if std::path::Path::new("/proc/sysrq-trigger").exists() {
+        assert_eq!(f["sysrq"], "writable", "{f:?}");
+    }
+    assert_eq!(f["procsys"], "writable", "{f:?}");
+}
+
+/// `ctr run --privileged` fails and says why; nothing is left behind.
+fn privileged_is_refused(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let args = env.run_args(backend, &["--rm", "--privileged"], "priv", &["/bin/true"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.ctr(&args);
+    assert_ne!(code(&out), 0);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("privileged") && err.contains("allow_privileged"),
+        "{err}"
+    );
+    let _ = env.ctr(&["containers", "rm", "priv"]);
+    env.assert_clean(backend, &["priv"]);
+}
+
+/// Strict level, by annotation (tightening) and by config: `ulimit -n` is
+/// 1024, memlock 64 KiB, the rootfs is read-only, /tmp is writable but not
+/// executable, and the bounding set is empty.
+fn strict_level(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let script = "ulimit -n; ulimit -l; \
+        if touch /written 2>/dev/null; then echo root-writable; else echo root-read-only; fi; \
+        echo tmp > /tmp/t && cat /tmp/t; \
+        cp /bin/busybox /tmp/bb; if /tmp/bb true 2>/dev/null; then echo tmp-exec; else echo tmp-noexec; fi";
+    let args = env.run_args(
+        backend,
+        &["--rm", "--annotation", "io.nucleus.policy=strict"],
+        "strict",
+        &["/bin/sh", "-c", script],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.ctr(&args);
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "1024\n64\nroot-read-only\ntmp\ntmp-noexec\n",
+        "stderr: {}",
+        text(&out.stderr)
+    );
+
+    if let Some(mount) = env.probe_mount() {
+        let config = env.write_config(
+            "strict.toml",
+            &format!("[runtime]\nname = \"{backend}\"\n[policy]\nlevel = \"strict\"\n"),
+        );
+        let rootfs = common::image_dir().join("rootfs").display().to_string();
+        let out = env.ctr(&[
+            "run",
+            "--rm",
+            "--runtime",
+            common::RUNTIME,
+            "--runtime-config-path",
+            &config,
+            "--mount",
+            &mount,
+            "--rootfs",
+            &rootfs,
+            "sprobe",
+            "/probe",
+        ]);
+        assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+        let f = facts(&text(&out.stdout));
+        assert_eq!(capbnd(&f), 0, "{f:?}");
+        assert_eq!(f["no_new_privs"], "1", "{f:?}");
+    }
+    env.assert_clean(backend, &["strict", "sprobe"]);
+}
+
+/// A hook outside the trusted directories fails `ctr run` with the hook
+/// named; a trusted one (a real binary under /usr/bin) runs.
+fn hooks_only_from_trusted_dirs(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    if common::probe_binary().is_none() {
+        return;
+    }
+    let evil = env.dir.join("evil-hook");
+    std::fs::write(&evil, "#!/bin/sh\ntouch \"$0.ran\"\n").unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let spec_path = loose_spec(&env, "hooked", &["/bin/true"]);
+    let mut spec: Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+    spec["hooks"] = json!({"prestart": [{"path": evil, "args": ["evil-hook"]}]});
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let out = run_spec(&env, backend, common::RUNTIME, &spec_path, "hooked");
+    assert_ne!(code(&out), 0);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&evil.display().to_string()) && err.contains("trusted"),
+        "{err}"
+    );
+    assert!(
+        !env.dir.join("evil-hook.ran").exists(),
+        "the hook must not run"
+    );
+    let _ = env.ctr(&["containers", "rm", "hooked"]);
+
+    let marker = env.dir.join("trusted-hook.ran");
+    spec["hooks"] =
+        json!({"createRuntime": [{"path": "/usr/bin/touch", "args": ["touch", marker]}]});
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let out = run_spec(&env, backend, common::RUNTIME, &spec_path, "hooked");
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    assert!(marker.exists(), "the trusted hook ran");
+    env.assert_clean(backend, &["hooked"]);
+}
+
+/// Port 80 on the host is shared by the backends' tests.
+static PORT_80: Mutex<()> = Mutex::new(());
+
+fn http_get(port: u16) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// Common workloads still work under default: busybox httpd serving a page
+/// on port 80 as root (host network), and a process writing to /tmp and to
+/// its rootfs (an image on the overlay snapshotter).
+fn workloads_still_work(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    env.import_image();
+    let out = env.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        common::RUNTIME,
+        "--runtime-config-path",
+        &env.config(backend),
+        common::IMAGE,
+        "writer",
+        "sh",
+        "-c",
+        "echo a > /tmp/a && echo b > /written && cat /tmp/a /written",
+    ]);
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "a\nb\n");
+
+    let _port = PORT_80.lock().unwrap_or_else(|p| p.into_inner());
+    if std::net::TcpListener::bind(("127.0.0.1", 80)).is_err() {
+        common::prerequisite(false, "port 80 on the host is taken by something else");
+        return;
+    }
+    let page = format!("hello from {backend}");
+    let script = format!(
+        "mkdir -p /tmp/www && echo '{page}' > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www"
+    );
+    let out = env.ctr(&[
+        "run",
+        "-d",
+        "--net-host",
+        "--runtime",
+        common::RUNTIME,
+        "--runtime-config-path",
+        &env.config(backend),
+        common::IMAGE,
+        "web",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reply = loop {
+        match http_get(80) {
+            Some(r) if r.contains(&page) => break r,
+            other => {
+                assert!(Instant::now() < deadline, "no page from httpd: {other:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    assert!(reply.starts_with("HTTP/1."), "{reply}");
+    let _ = env.ctr(&["task", "kill", "-s", "SIGKILL", "web"]);
+    env.wait_status("web", "STOPPED");
+    let out = env.ctr(&["task", "rm", "web"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let _ = env.ctr(&["containers", "rm", "web"]);
+    env.assert_clean(backend, &["writer", "web"]);
+}
+
+/// The bundle holds the hardened config.json (0600), the original spec and
+/// a JSON report; the shim log has the summary line.
+fn report_in_bundle(backend: &str, test: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let args = env.run_args(backend, &["-d"], "rep", &["/bin/sleep", "1000"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.ctr(&args);
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    let bundle = env.bundle("rep");
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(bundle.join(name)).unwrap()).unwrap()
+    };
+    let spec = read("config.json");
+    let original = read("nucleus-config.original.json");
+    let report = read("nucleus-hardening.json");
+    let mode = std::fs::metadata(bundle.join("config.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let has_net_raw = |s: &Value| {
+        s["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_NET_RAW")
+    };
+    assert!(has_net_raw(&original) && !has_net_raw(&spec));
+    assert_eq!(report["level"], "default");
+    assert_eq!(report["backend"], backend);
+    assert!(report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["rule"] == "capabilities" && c["removed"] == "CAP_NET_RAW"));
+    let line = format!("container rep: policy default on {backend}:");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.containerd_log().contains(&line) {
+        assert!(Instant::now() < deadline, "no summary line in the shim log");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = env.ctr(&["task", "kill", "-s", "SIGKILL", "rep"]);
+    env.wait_status("rep", "STOPPED");
+    let _ = env.ctr(&["task", "rm", "rep"]);
+    let _ = env.ctr(&["containers", "rm", "rep"]);
+    env.assert_clean(backend, &["rep"]);
+}
+
+/// A config at strict refuses an annotation that would loosen it.
+#[test]
+fn annotation_cannot_loosen() {
+    let Some(env) = Env::start("no-loosen", "runc") else {
+        return;
+    };
+    let config = env.write_config(
+        "strict.toml",
+        "[runtime]\nname = \"runc\"\n[policy]\nlevel = \"strict\"\n",
+    );
+    let rootfs = common::image_dir().join("rootfs").display().to_string();
+    let out = env.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        common::RUNTIME,
+        "--runtime-config-path",
+        &config,
+        "--annotation",
+        "io.nucleus.policy=off",
+        "--rootfs",
+        &rootfs,
+        "loose",
+        "/bin/true",
+    ]);
+    assert_ne!(code(&out), 0);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("loosen") && err.contains("allow_loosening"),
+        "{err}"
+    );
+    let _ = env.ctr(&["containers", "rm", "loose"]);
+    env.assert_clean("runc", &["loose"]);
+}
+
+on_each_backend!(
+    default_closes_kernel_interfaces,
+    privileged_is_refused,
+    strict_level,
+    hooks_only_from_trusted_dirs,
+    workloads_still_work,
+    report_in_bundle,
+);

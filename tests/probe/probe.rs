@@ -1,0 +1,42 @@
+//! In-container probe for the hardening tests, built static by the test
+//! harness and bind-mounted into containers. It asks the kernel (or gVisor)
+//! directly, the same way on every runtime, and prints one fact per line.
+
+use std::ffi::c_int;
+
+extern "C" {
+    fn prctl(option: c_int, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> c_int;
+}
+
+const PR_CAPBSET_READ: c_int = 23;
+const PR_GET_NO_NEW_PRIVS: c_int = 39;
+
+fn main() {
+    // SAFETY: these prctl calls only read process attributes.
+    let nnp = unsafe { prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) };
+    println!("no_new_privs {nnp}");
+    let mut mask: u64 = 0;
+    for cap in 0..64u64 {
+        // SAFETY: as above.
+        match unsafe { prctl(PR_CAPBSET_READ, cap, 0, 0, 0) } {
+            1 => mask |= 1 << cap,
+            0 => {}
+            _ => break,
+        }
+    }
+    println!("capbnd {mask:016x}");
+    match std::fs::read("/proc/kallsyms") {
+        Ok(d) => println!("kallsyms {}", d.len()),
+        Err(e) => println!("kallsyms absent ({e})"),
+    }
+    // Opening for write is the test; nothing is written.
+    for (key, path) in [
+        ("sysrq", "/proc/sysrq-trigger"),
+        ("procsys", "/proc/sys/kernel/hostname"),
+    ] {
+        match std::fs::OpenOptions::new().write(true).open(path) {
+            Ok(_) => println!("{key} writable"),
+            Err(e) => println!("{key} refused ({e})"),
+        }
+    }
+}
