@@ -225,7 +225,8 @@ fn strict_level(backend: &str, test: &str) {
 }
 
 /// A hook outside the trusted directories fails `ctr run` with the hook
-/// named; a trusted one (a real binary under /usr/bin) runs.
+/// named; a trusted one (a real binary under /usr/bin) runs; a trusted one
+/// that fails is a Create error naming it.
 fn hooks_only_from_trusted_dirs(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
@@ -260,6 +261,18 @@ fn hooks_only_from_trusted_dirs(backend: &str, test: &str) {
     let out = run_spec(&env, backend, common::RUNTIME, &spec_path, "hooked");
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     assert!(marker.exists(), "the trusted hook ran");
+
+    // A trusted hook that fails: the Create error names it on every runtime.
+    spec["hooks"] = json!({"createRuntime": [{"path": "/usr/bin/false", "args": ["false"]}]});
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let out = run_spec(&env, backend, common::RUNTIME, &spec_path, "hooked");
+    assert_ne!(code(&out), 0);
+    assert!(
+        text(&out.stderr).contains("/usr/bin/false"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = env.ctr(&["containers", "rm", "hooked"]);
     env.assert_clean(backend, &["hooked"]);
 }
 

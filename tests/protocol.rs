@@ -261,3 +261,91 @@ fn delete_is_idempotent_without_a_server() {
         assert!(resp.exited_at.is_some());
     }
 }
+
+/// `harden --bundle DIR --config FILE [--dry-run]`: a diff by rule, the
+/// bundle untouched on a dry run and rewritten (original and report kept)
+/// otherwise; a refused spec exits non-zero with the reason.
+#[test]
+fn harden_action_prints_the_diff_and_rewrites_the_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    let spec = r#"{"ociVersion":"1.0.2","process":{"args":["/bin/sh"],
+        "capabilities":{"bounding":["CAP_CHOWN","CAP_NET_RAW"]}},
+        "root":{"path":"rootfs"},"linux":{}}"#;
+    std::fs::write(bundle.join("config.json"), spec).unwrap();
+    let config = dir.path().join("nucleus.toml");
+    // The backend only has to be known, not run: any executable will do.
+    std::fs::write(
+        &config,
+        "[runtime]\nname = \"crun\"\npath = \"/bin/true\"\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        shim()
+            .args(["harden", "--bundle"])
+            .arg(&bundle)
+            .arg("--config")
+            .arg(&config)
+            .args(extra)
+            .env_remove("NUCLEUS_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--dry-run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("nucleus policy default for crun"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[capabilities]\n  - process.capabilities.bounding: CAP_NET_RAW"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+ linux.maskedPaths: /proc/kallsyms"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("dry run"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("config.json")).unwrap(),
+        spec
+    );
+
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(bundle.join("config.json")).unwrap();
+    assert!(!written.contains("CAP_NET_RAW") && written.contains("/proc/kallsyms"));
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("nucleus-config.original.json")).unwrap(),
+        spec
+    );
+    assert!(bundle.join("nucleus-hardening.json").exists());
+
+    std::fs::remove_file(bundle.join("nucleus-config.original.json")).unwrap();
+    std::fs::write(
+        bundle.join("config.json"),
+        r#"{"process":{"args":["/bin/sh"]},"hooks":{"prestart":[{"path":"/tmp/evil"}]}}"#,
+    )
+    .unwrap();
+    let out = run(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/tmp/evil") && err.contains("trusted"),
+        "{err}"
+    );
+
+    let out = shim().args(["harden"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bundle"));
+}

@@ -139,6 +139,42 @@ pub fn check(spec: &Value, policy: &Policy, euid: u32) -> Result<(), HardenError
     Ok(())
 }
 
+/// `kind[i] path` of every hook in the spec, to name them when a runtime
+/// reports a failing hook only by number (runc: "error running hook #0").
+pub fn describe(spec: &Value) -> Vec<String> {
+    let Some(hooks) = spec.get("hooks").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for kind in HOOK_KINDS {
+        let Some(items) = hooks.get(kind).and_then(Value::as_array) else {
+            continue;
+        };
+        for (i, h) in items.iter().enumerate() {
+            let path = h.get("path").and_then(Value::as_str).unwrap_or("?");
+            out.push(format!("{kind}[{i}] {path}"));
+        }
+    }
+    out
+}
+
+/// Adds the spec's hooks to a runtime error about a hook that does not
+/// name the hook's path.
+pub fn name_failed_hook(message: &str, spec: &Value) -> Option<String> {
+    let hooks = describe(spec);
+    let names_one = spec
+        .get("hooks")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|h| h.values())
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|h| h.get("path").and_then(Value::as_str))
+        .any(|p| message.contains(p));
+    (message.contains("hook") && !hooks.is_empty() && !names_one)
+        .then(|| format!("{message} (the spec's hooks: {})", hooks.join(", ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +279,21 @@ mod tests {
         let dirs = vec!["/usr/bin/".to_string()];
         check_path("/usr/bin/not-on-this-host", &dirs, 0, true).unwrap();
         assert!(check_path("/tmp/x", &dirs, 0, true).is_err());
+    }
+
+    #[test]
+    fn a_runtime_error_by_hook_number_gets_the_paths() {
+        let spec = json!({"hooks": {"createRuntime": [{"path": "/usr/bin/false"}], "poststop": [{"path": "/usr/bin/true"}]}});
+        let runc = "error running hook #0: error running hook: exit status 1";
+        let named = name_failed_hook(runc, &spec).unwrap();
+        assert!(
+            named.contains("createRuntime[0] /usr/bin/false, poststop[0] /usr/bin/true"),
+            "{named}"
+        );
+        let crun = "error executing hook `/usr/bin/false` (exit code: 1)";
+        assert!(name_failed_hook(crun, &spec).is_none(), "already named");
+        assert!(name_failed_hook("no such file", &spec).is_none());
+        assert!(name_failed_hook(runc, &json!({})).is_none());
     }
 
     #[test]

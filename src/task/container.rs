@@ -167,7 +167,11 @@ pub fn create(
     if let Err(e) = runtime.create(runner, &req.id, &bundle, &pid_file, create_io) {
         let _ = runtime.delete(runner, &req.id, true);
         undo_mounts();
-        return Err(e.into());
+        let mut err: TaskError = e.into();
+        if let Some(named) = harden::hooks::name_failed_hook(&err.message, &spec) {
+            err.message = named;
+        }
+        return Err(err);
     }
     let pid = match std::fs::read_to_string(&pid_file)
         .ok()
