@@ -304,6 +304,26 @@ mod tests {
     }
 
     #[test]
+    fn shipped_configs_and_the_readme_example_parse() {
+        for (name, body) in [
+            ("runsc", include_str!("../contrib/nucleus-runsc.toml")),
+            ("crun", include_str!("../contrib/nucleus-crun.toml")),
+            ("runc", include_str!("../contrib/nucleus-runc.toml")),
+        ] {
+            let c = FileConfig::parse(body, name).unwrap();
+            assert_eq!(c.runtime.name.as_deref(), Some(name));
+        }
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("```toml\n[policy]")
+            .expect("README has a [policy] example")
+            + 8;
+        let end = start + readme[start..].find("```").unwrap();
+        let c = FileConfig::parse(&readme[start..end], "README").unwrap();
+        assert_eq!(c.policy.extra_masked_paths, vec!["/proc/modules"]);
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = FileConfig::parse("[runtime]\nbinary = \"x\"\n", "nucleus.toml").unwrap_err();
         assert!(
