@@ -196,12 +196,17 @@ fn strict_level(backend: &str, test: &str) {
         text(&out.stderr)
     );
 
-    if let Some(mount) = env.probe_mount() {
+    // Through a strict config, from a spec that asks for a million files.
+    if common::probe_binary().is_some() {
         let config = env.write_config(
             "strict.toml",
             &format!("[runtime]\nname = \"{backend}\"\n[policy]\nlevel = \"strict\"\n"),
         );
-        let rootfs = common::image_dir().join("rootfs").display().to_string();
+        let spec_path = loose_spec(&env, "sprobe", &["/probe"]);
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+        spec["process"]["rlimits"] =
+            json!([{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]);
+        std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
         let out = env.ctr(&[
             "run",
             "--rm",
@@ -209,17 +214,15 @@ fn strict_level(backend: &str, test: &str) {
             common::RUNTIME,
             "--runtime-config-path",
             &config,
-            "--mount",
-            &mount,
-            "--rootfs",
-            &rootfs,
+            "--config",
+            &spec_path,
             "sprobe",
-            "/probe",
         ]);
         assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
         let f = facts(&text(&out.stdout));
         assert_eq!(capbnd(&f), 0, "{f:?}");
         assert_eq!(f["no_new_privs"], "1", "{f:?}");
+        assert_eq!(f["nofile"], "1024 1024", "{f:?}");
     }
     env.assert_clean(backend, &["strict", "sprobe"]);
 }

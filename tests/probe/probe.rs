@@ -4,9 +4,18 @@
 
 use std::ffi::c_int;
 
+#[repr(C)]
+struct Rlimit {
+    cur: u64,
+    max: u64,
+}
+
 extern "C" {
     fn prctl(option: c_int, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> c_int;
+    fn getrlimit(resource: c_int, rlim: *mut Rlimit) -> c_int;
 }
+
+const RLIMIT_NOFILE: c_int = 7;
 
 const PR_CAPBSET_READ: c_int = 23;
 const PR_GET_NO_NEW_PRIVS: c_int = 39;
@@ -25,6 +34,11 @@ fn main() {
         }
     }
     println!("capbnd {mask:016x}");
+    let mut lim = Rlimit { cur: 0, max: 0 };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) } == 0 {
+        println!("nofile {} {}", lim.cur, lim.max);
+    }
     match std::fs::read("/proc/kallsyms") {
         Ok(d) => println!("kallsyms {}", d.len()),
         Err(e) => println!("kallsyms absent ({e})"),
