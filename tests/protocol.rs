@@ -345,6 +345,21 @@ fn harden_action_prints_the_diff_and_rewrites_the_bundle() {
         "{err}"
     );
 
+    // A case variant of a field runc and runsc would read (ctr itself
+    // normalises keys, so a bundle written by another client is the way in).
+    std::fs::write(
+        bundle.join("config.json"),
+        r#"{"process":{"args":["/bin/sh"]},"Hooks":{"prestart":[{"path":"/tmp/evil"}]}}"#,
+    )
+    .unwrap();
+    let out = run(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"Hooks\"") && err.contains("case variant"),
+        "{err}"
+    );
+
     let out = shim().args(["harden"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bundle"));

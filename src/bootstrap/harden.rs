@@ -8,16 +8,26 @@ use super::BootstrapError;
 use crate::cli::HardenArgs;
 use crate::config;
 use crate::harden::{self, bundle};
-use crate::options::RuntimeOptions;
+use crate::options::{self, RuntimeOptions};
+use crate::runtime::Runtime;
+use crate::task::START_OPTIONS_FILE;
 
-/// Runs `harden`; returns the text to print.
+/// Runs `harden`; returns the text to print. The policy and backend are the
+/// ones Create used: the options `start` saved in the bundle and the runtime
+/// record, unless `--config` names another config.
 pub fn run(args: &HardenArgs) -> Result<String, BootstrapError> {
+    let bundle_dir = Path::new(&args.bundle);
     let opts = match &args.config {
         Some(path) => RuntimeOptions::Config {
             path: path.clone(),
             body: String::new(),
         },
-        None => RuntimeOptions::None,
+        None => match std::fs::read(bundle_dir.join(START_OPTIONS_FILE)) {
+            Ok(data) => options::decode_any_bytes(&data).map_err(|e| {
+                BootstrapError(format!("bundle {}: {START_OPTIONS_FILE}: {e}", args.bundle))
+            })?,
+            Err(_) => RuntimeOptions::None,
+        },
     };
     let path_env = std::env::var("PATH").ok();
     let cfg = config::resolve(
@@ -27,10 +37,14 @@ pub fn run(args: &HardenArgs) -> Result<String, BootstrapError> {
         path_env.as_deref(),
     )
     .map_err(|e| BootstrapError(e.to_string()))?;
-    let bundle_dir = Path::new(&args.bundle);
-    let hardened = harden::harden_bundle(bundle_dir, &cfg.policy, cfg.backend, args.dry_run)
+    let recorded = Runtime::load(bundle_dir).ok().flatten().map(|r| r.backend);
+    let backend = match (&args.config, recorded) {
+        (None, Some(b)) => b,
+        _ => cfg.backend,
+    };
+    let hardened = harden::harden_bundle(bundle_dir, &cfg.policy, backend, args.dry_run)
         .map_err(|e| BootstrapError(format!("bundle {}: {e}", args.bundle)))?;
-    let mut out = format!("config: {}\n", cfg.source);
+    let mut out = format!("config: {}; runtime: {}\n", cfg.source, backend.name());
     out.push_str(&hardened.report.render());
     if args.dry_run {
         out.push_str("dry run: the bundle was not changed\n");

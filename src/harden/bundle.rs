@@ -23,6 +23,8 @@ pub const MAX_SPEC_BYTES: u64 = 16 << 20;
 
 /// A spec read from a bundle.
 pub struct Source {
+    /// The file it was read from (config.json or the kept original).
+    pub path: std::path::PathBuf,
     /// The spec to harden.
     pub spec: Value,
     /// Its bytes, when they still have to be saved as the original.
@@ -107,6 +109,7 @@ pub fn read(bundle: &Path) -> Result<Source, HardenError> {
     if let Some(data) = read_nofollow(&original)? {
         return Ok(Source {
             spec: parse(&data, &original)?,
+            path: original,
             unsaved_original: None,
         });
     }
@@ -115,6 +118,7 @@ pub fn read(bundle: &Path) -> Result<Source, HardenError> {
         .ok_or_else(|| HardenError(format!("{}: no such file", path.display())))?;
     Ok(Source {
         spec: parse(&data, &path)?,
+        path,
         unsaved_original: Some(data),
     })
 }

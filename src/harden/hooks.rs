@@ -71,10 +71,30 @@ pub fn check_path(
         return Err("is setuid or setgid".into());
     }
     check_owner_and_mode(&meta, euid, "")?;
-    if let Some(dir) = real.parent() {
+    // Whoever can rename any directory on the way could swap the binary
+    // before the runtime runs it (poststop runs hours later).
+    for dir in real.ancestors().skip(1) {
         let dmeta = std::fs::metadata(dir)
             .map_err(|e| format!("its directory {} cannot be inspected: {e}", dir.display()))?;
-        check_owner_and_mode(&dmeta, euid, &format!("its directory {} ", dir.display()))?;
+        check_directory(&dmeta, euid)
+            .map_err(|why| format!("its directory {} {why}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// A directory on a hook's path: owned by root or the shim's user, and not
+/// writable by anyone else unless sticky (entries then stay their owner's).
+fn check_directory(meta: &std::fs::Metadata, euid: u32) -> Result<(), String> {
+    let mode = meta.permissions().mode();
+    let others_write = mode & 0o002 != 0 || (mode & 0o020 != 0 && meta.gid() != 0);
+    if others_write && mode & 0o1000 == 0 {
+        return Err("is writable by other users".into());
+    }
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(format!(
+            "is owned by uid {}, neither root nor the shim's uid {euid}",
+            meta.uid()
+        ));
     }
     Ok(())
 }
@@ -269,9 +289,22 @@ mod tests {
         std::fs::set_permissions(d.tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let e = check_path(&hook, &d.dirs, 0, false).unwrap_err();
         assert!(
-            e.contains("its directory") && e.contains("world-writable"),
+            e.contains("its directory") && e.contains("writable by other users"),
             "{e}"
         );
+        // Sticky is fine (entries stay their owners'); a foreign owner higher up is not.
+        std::fs::set_permissions(d.tmp.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        check_path(&hook, &d.dirs, 0, false).unwrap();
+        std::fs::set_permissions(d.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sub = d.tmp.path().join("vendor/bin");
+        std::fs::create_dir_all(&sub).unwrap();
+        let deep = sub.join("hook");
+        std::fs::write(&deep, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&deep, std::fs::Permissions::from_mode(0o755)).unwrap();
+        check_path(deep.to_str().unwrap(), &d.dirs, 0, false).unwrap();
+        std::os::unix::fs::chown(d.tmp.path().join("vendor"), Some(4242), None).unwrap();
+        let e = check_path(deep.to_str().unwrap(), &d.dirs, 0, false).unwrap_err();
+        assert!(e.contains("vendor") && e.contains("uid 4242"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod gvisor;
 pub mod hooks;
+pub mod keys;
 pub mod mounts;
 pub mod paths;
 pub mod policy;
@@ -46,9 +47,14 @@ pub fn harden(
             .push("hardening is OFF (policy level off): the spec runs as written".into());
         return Ok(report);
     }
-    mounts::check(spec)?;
-    hooks::check(spec, policy, euid)?;
+    keys::check(spec)?;
     let privileged = privileged::detect(spec);
+    mounts::check(
+        spec,
+        policy,
+        privileged.is_some() && policy.allow_privileged,
+    )?;
+    hooks::check(spec, policy, euid)?;
     if let Some(why) = privileged {
         if !policy.allow_privileged {
             return Err(HardenError(format!(
@@ -108,7 +114,8 @@ pub fn harden_bundle(
     let source = bundle::read(bundle)?;
     let mut spec = source.spec.clone();
     let euid = nix::unistd::geteuid().as_raw();
-    let report = harden(&mut spec, policy, backend, euid)?;
+    let report = harden(&mut spec, policy, backend, euid)
+        .map_err(|e| HardenError(format!("{}: {e}", source.path.display())))?;
     if !dry_run {
         bundle::write(bundle, &source, &spec, &report)?;
     }

@@ -49,9 +49,22 @@ fn is_bind(m: &Map<String, Value>, options: &[String]) -> bool {
     mount_type(m) == "bind" || options.iter().any(|o| o == "bind" || o == "rbind")
 }
 
-/// Refuses destinations that are relative, contain `..`, or put something
-/// other than proc/sysfs over /proc or /sys.
-pub fn check(spec: &mut Value) -> Result<(), HardenError> {
+/// Filesystem types a container may mount (plus `policy.extra_mount_types`).
+pub const MOUNT_TYPES: [&str; 8] = [
+    "bind", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "proc", "sysfs",
+];
+
+fn is_read_only(options: &[String]) -> bool {
+    options.iter().any(|o| o == "ro" || o == "rro")
+}
+
+/// Refuses destinations that are relative, contain `..`, cover the root or
+/// put something other than proc/sysfs over /proc or /sys; proc and sysfs
+/// anywhere else (a second, unmasked procfs); filesystem types outside the
+/// allowed list (a host disk); and writable binds of the host's /, /proc or
+/// /sys. A privileged container the operator allowed keeps its types and
+/// sources.
+pub fn check(spec: &mut Value, policy: &Policy, privileged: bool) -> Result<(), HardenError> {
     let root = spec::root(spec)?;
     for (i, m) in spec::objects(root.get_mut("mounts"), "mounts")?
         .into_iter()
@@ -67,7 +80,9 @@ pub fn check(spec: &mut Value) -> Result<(), HardenError> {
             Ok(d) => d,
             Err(why) => return refuse(why),
         };
-        let ty = mount_type(m);
+        let options = spec::strings(m.get("options"), &format!("mounts[{i}].options"))?;
+        let bind = is_bind(m, &options);
+        let ty = if bind { "bind" } else { mount_type(m) };
         if dest == "/" {
             return refuse("would cover the container's root");
         }
@@ -79,6 +94,34 @@ pub fn check(spec: &mut Value) -> Result<(), HardenError> {
         }
         if dest.starts_with("/proc/") && !PROC_BIND_ALLOWED.contains(&dest.as_str()) {
             return refuse("covers a file under /proc");
+        }
+        if ty == "proc" && dest != "/proc" {
+            return refuse("mounts a second procfs, outside the masked /proc");
+        }
+        if ty == "sysfs" && dest != "/sys" {
+            return refuse("mounts a second sysfs, outside the read-only /sys");
+        }
+        if privileged {
+            continue;
+        }
+        if !MOUNT_TYPES.contains(&ty) && !policy.extra_mount_types.iter().any(|t| t == ty) {
+            return refuse(&format!(
+                "has type {ty:?}, not one of {} (policy.extra_mount_types adds more)",
+                MOUNT_TYPES.join(", ")
+            ));
+        }
+        if bind {
+            let source = m.get("source").and_then(Value::as_str).unwrap_or("");
+            let source = normalize(source).unwrap_or_else(|_| source.to_string());
+            let host_kernel = ["/proc", "/sys"]
+                .iter()
+                .any(|p| source == *p || source.starts_with(&format!("{p}/")));
+            if source == "/" {
+                return refuse("binds the host's root directory");
+            }
+            if host_kernel && !is_read_only(&options) {
+                return refuse(&format!("binds the host's {source} writable"));
+            }
         }
     }
     Ok(())
@@ -92,7 +135,9 @@ fn is_device_source(source: &str) -> bool {
             .unwrap_or(false)
 }
 
-/// Makes `options` contain `flag` and not `opposite`; reports what changed.
+/// Makes `options` contain `flag` and neither `opposite` nor its recursive
+/// form (`rsuid`, `rrw`: applied after the mount, they would undo `flag`);
+/// reports what changed.
 fn ensure_flag(
     options: &mut Vec<String>,
     flag: &str,
@@ -101,10 +146,14 @@ fn ensure_flag(
     field: &str,
     report: &mut Report,
 ) {
-    if let Some(pos) = options.iter().position(|o| o == opposite) {
-        options.remove(pos);
-        report.remove(rule, field, opposite);
-    }
+    let recursive = format!("r{opposite}");
+    options.retain(|o| {
+        let undoes = o == opposite || *o == recursive;
+        if undoes {
+            report.remove(rule, field, o.as_str());
+        }
+        !undoes
+    });
     if !options.iter().any(|o| o == flag) {
         options.push(flag.to_string());
         report.add(rule, field, flag);
@@ -240,7 +289,7 @@ mod tests {
         ];
         for (m, why) in cases {
             let mut s = json!({"mounts": [{"destination": "/proc", "type": "proc"}, m]});
-            let e = check(&mut s).unwrap_err();
+            let e = check(&mut s, &Policy::default(), false).unwrap_err();
             assert!(e.0.contains("mounts[1]") && e.0.contains(why), "{why}: {e}");
         }
         let mut ok = json!({"mounts": [
@@ -248,9 +297,19 @@ mod tests {
             {"destination": "/sys", "type": "sysfs", "source": "sysfs"},
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"},
             {"destination": "/proc/meminfo", "type": "bind", "source": "/var/lib/lxcfs/proc/meminfo"},
-            {"destination": "/data/./x/", "type": "bind", "source": "/srv"}
+            {"destination": "/data/./x/", "type": "bind", "source": "/srv"},
+            {"destination": "/host/proc", "type": "bind", "source": "/proc", "options": ["rbind", "ro"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm"}
         ]});
-        check(&mut ok).unwrap();
+        check(&mut ok, &Policy::default(), false).unwrap();
+        let mut disk =
+            json!({"mounts": [{"destination": "/d", "type": "ext4", "source": "/dev/sda1"}]});
+        let extra = Policy {
+            extra_mount_types: vec!["ext4".into()],
+            ..Policy::default()
+        };
+        check(&mut disk, &extra, false).unwrap();
+        check(&mut disk, &Policy::default(), true).unwrap();
     }
 
     #[test]
@@ -273,6 +332,25 @@ mod tests {
             "not a bind: untouched"
         );
         assert_eq!(r.changes.len(), 4, "{:?}", r.changes);
+    }
+
+    #[test]
+    fn every_undoing_option_goes_and_a_second_pass_changes_nothing() {
+        let mut s = json!({"mounts": [
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro", "rw", "rw", "rrw"]},
+            {"destination": "/d", "type": "bind", "source": "/srv",
+             "options": ["rbind", "nosuid", "suid", "suid", "rsuid", "rdev"]},
+        ]});
+        let mut r = report();
+        restrict(&mut s, &mut r).unwrap();
+        assert_eq!(s["mounts"][0]["options"], json!(["ro"]));
+        assert_eq!(
+            s["mounts"][1]["options"],
+            json!(["rbind", "nosuid", "nodev"])
+        );
+        let mut again = report();
+        restrict(&mut s, &mut again).unwrap();
+        assert!(again.changes.is_empty(), "{:?}", again.changes);
     }
 
     #[test]

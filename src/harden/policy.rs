@@ -92,6 +92,9 @@ pub struct Policy {
     pub extra_masked_paths: Vec<String>,
     /// Paths made read-only in addition to the built-in list.
     pub extra_readonly_paths: Vec<String>,
+    /// Mount types allowed besides bind, tmpfs, devpts, mqueue, cgroup(2),
+    /// proc and sysfs.
+    pub extra_mount_types: Vec<String>,
     /// `linux.resources.pids.limit` when the spec sets none.
     pub pids_limit: i64,
     /// RLIMIT_NOFILE (soft, hard) when the spec sets none.
@@ -120,6 +123,7 @@ impl Default for Policy {
                 .collect(),
             extra_masked_paths: Vec::new(),
             extra_readonly_paths: Vec::new(),
+            extra_mount_types: Vec::new(),
             pids_limit: 4096,
             nofile: [65536, 1048576],
             strict_nofile: 1024,

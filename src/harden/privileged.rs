@@ -4,21 +4,25 @@
 
 use serde_json::Value;
 
-/// Why the spec is privileged, or None.
+/// Why the spec is privileged, or None: a device rule that allows reading
+/// or writing every device (type absent, empty or `a`; no major/minor).
 pub fn detect(spec: &Value) -> Option<&'static str> {
     let devices = spec.pointer("/linux/resources/devices")?.as_array()?;
     devices
         .iter()
         .any(|d| {
             let allow = d.get("allow").and_then(Value::as_bool) == Some(true);
-            let any_type = matches!(d.get("type").and_then(Value::as_str), None | Some("a"));
-            let any_number = |k: &str| {
-                matches!(d.get(k), None | Some(Value::Null))
-                    || d.get(k).and_then(Value::as_i64) == Some(-1)
+            let any_type = matches!(
+                d.get("type").and_then(Value::as_str),
+                None | Some("") | Some("a")
+            );
+            let any_number = |k: &str| match d.get(k) {
+                None | Some(Value::Null) => true,
+                Some(v) => v.as_i64() == Some(-1),
             };
             let access = d.get("access").and_then(Value::as_str).unwrap_or("rwm");
-            let full = ['r', 'w', 'm'].iter().all(|c| access.contains(*c));
-            allow && any_type && any_number("major") && any_number("minor") && full
+            let opens = access.is_empty() || access.contains('r') || access.contains('w');
+            allow && any_type && any_number("major") && any_number("minor") && opens
         })
         .then_some("linux.resources.devices allows every device")
 }
@@ -33,13 +37,20 @@ mod tests {
         let ctr_privileged =
             json!({"linux": {"resources": {"devices": [{"allow": true, "access": "rwm"}]}}});
         assert!(detect(&ctr_privileged).is_some());
-        let typed = json!({"linux": {"resources": {"devices": [{"allow": true, "type": "a", "major": -1, "access": "rwm"}]}}});
-        assert!(detect(&typed).is_some());
+        for rule in [
+            json!({"allow": true, "type": "a", "major": -1, "access": "rwm"}),
+            json!({"allow": true, "type": "", "access": "rwm"}),
+            json!({"allow": true, "access": "rw"}),
+            json!({"allow": true, "access": "r"}),
+        ] {
+            let spec = json!({"linux": {"resources": {"devices": [rule.clone()]}}});
+            assert!(detect(&spec).is_some(), "{rule}");
+        }
         let normal = json!({"linux": {"resources": {"devices": [
             {"allow": false, "access": "rwm"},
             {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
             {"allow": true, "type": "c", "major": 136, "access": "rwm"},
-            {"allow": true, "access": "r"}
+            {"allow": true, "access": "m"}
         ]}}});
         assert!(detect(&normal).is_none());
         assert!(detect(&json!({})).is_none());

@@ -100,38 +100,37 @@ pub fn rlimits(
         .ok_or_else(|| HardenError("process.rlimits: expected a list".into()))?;
     for (ty, soft, hard, clamp) in wanted {
         let field = format!("process.rlimits.{ty}");
-        let existing = items
-            .iter_mut()
-            .enumerate()
-            .find(|(_, r)| r.get("type").and_then(Value::as_str) == Some(ty));
-        match existing {
-            None => {
-                report.add("rlimits", &field, format!("soft {soft} hard {hard}"));
-                items.push(json!({"type": ty, "soft": soft, "hard": hard}));
+        let mut found = false;
+        // Every entry of the type: runtimes apply them in order, the last wins.
+        for (i, r) in items.iter_mut().enumerate() {
+            if r.get("type").and_then(Value::as_str) != Some(ty) {
+                continue;
             }
-            Some((i, r)) if clamp => {
-                let r = r.as_object_mut().ok_or_else(|| {
-                    HardenError(format!("process.rlimits[{i}]: expected a JSON object"))
-                })?;
-                let (old_soft, old_hard) = (limit_of(r, "soft"), limit_of(r, "hard"));
-                let new_soft = old_soft.map_or(soft, |s| s.min(soft));
-                let new_hard = old_hard.map_or(hard, |h| h.min(hard)).max(new_soft);
-                if (old_soft, old_hard) != (Some(new_soft), Some(new_hard)) {
-                    report.set(
-                        "rlimits",
-                        &field,
-                        Some(format!(
-                            "soft {} hard {}",
-                            old_soft.map_or("?".into(), |v| v.to_string()),
-                            old_hard.map_or("?".into(), |v| v.to_string())
-                        )),
-                        Some(format!("soft {new_soft} hard {new_hard}")),
-                    );
-                    r.insert("soft".into(), new_soft.into());
-                    r.insert("hard".into(), new_hard.into());
-                }
+            found = true;
+            if !clamp {
+                continue;
             }
-            Some(_) => {}
+            let r = r.as_object_mut().ok_or_else(|| {
+                HardenError(format!("process.rlimits[{i}]: expected a JSON object"))
+            })?;
+            let (old_soft, old_hard) = (limit_of(r, "soft"), limit_of(r, "hard"));
+            let new_soft = old_soft.map_or(soft, |s| s.min(soft));
+            let new_hard = old_hard.map_or(hard, |h| h.min(hard)).max(new_soft);
+            if (old_soft, old_hard) != (Some(new_soft), Some(new_hard)) {
+                let show = |v: Option<u64>| v.map_or("?".into(), |v| v.to_string());
+                report.set(
+                    "rlimits",
+                    &field,
+                    Some(format!("soft {} hard {}", show(old_soft), show(old_hard))),
+                    Some(format!("soft {new_soft} hard {new_hard}")),
+                );
+                r.insert("soft".into(), new_soft.into());
+                r.insert("hard".into(), new_hard.into());
+            }
+        }
+        if !found {
+            report.add("rlimits", &field, format!("soft {soft} hard {hard}"));
+            items.push(json!({"type": ty, "soft": soft, "hard": hard}));
         }
     }
     Ok(())
@@ -301,6 +300,21 @@ mod tests {
         assert_eq!(get("RLIMIT_NOFILE"), Some((1024, 1024)));
         assert_eq!(get("RLIMIT_NPROC"), Some((1024, 1024)));
         assert_eq!(get("RLIMIT_MEMLOCK"), Some((65536, 65536)));
+        // Every entry of the type is clamped (the last one wins in runtimes).
+        let mut p = json!({"rlimits": [
+            {"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1},
+            {"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]});
+        rlimits(
+            p.as_object_mut().unwrap(),
+            Level::Strict,
+            &Policy::default(),
+            &mut report(),
+        )
+        .unwrap();
+        assert_eq!(
+            p["rlimits"][1],
+            json!({"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024})
+        );
         // A lower value in the spec is kept.
         let mut p = json!({"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}]});
         rlimits(

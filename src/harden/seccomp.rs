@@ -69,16 +69,42 @@ fn architectures() -> Value {
     }
 }
 
+/// `clone` flags that make a namespace (CLONE_NEWNS, NEWCGROUP, NEWUTS,
+/// NEWIPC, NEWUSER, NEWPID, NEWNET): refused like `unshare`.
+pub const CLONE_NAMESPACE_FLAGS: [u64; 7] = [
+    0x0002_0000,
+    0x0200_0000,
+    0x0400_0000,
+    0x0800_0000,
+    0x1000_0000,
+    0x2000_0000,
+    0x4000_0000,
+];
+
 /// The profile as an OCI `linux.seccomp` object.
 pub fn profile() -> Value {
-    json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": architectures(),
-        "syscalls": [{
+    let mut rules = vec![
+        json!({
             "names": DENIED_SYSCALLS.to_vec(),
             "action": "SCMP_ACT_ERRNO",
             "errnoRet": libc::EPERM,
-        }],
+        }),
+        // clone3 passes its flags in memory seccomp cannot read: ENOSYS makes
+        // libc fall back to clone, whose flags are checked below.
+        json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}),
+    ];
+    for flag in CLONE_NAMESPACE_FLAGS {
+        rules.push(json!({
+            "names": ["clone"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": libc::EPERM,
+            "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
+        }));
+    }
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": architectures(),
+        "syscalls": rules,
     })
 }
 
@@ -125,6 +151,25 @@ mod tests {
         linux.insert("seccomp".into(), own.clone());
         apply(&mut linux, Backend::Runc, &mut r);
         assert_eq!(linux["seccomp"], own, "the spec's own profile stays");
+    }
+
+    #[test]
+    fn namespace_clones_and_clone3_are_refused() {
+        let p = profile();
+        let rules = p["syscalls"].as_array().unwrap();
+        let clone_rules: Vec<&Value> = rules
+            .iter()
+            .filter(|r| r["names"] == json!(["clone"]))
+            .collect();
+        assert_eq!(clone_rules.len(), CLONE_NAMESPACE_FLAGS.len());
+        let mask: u64 = clone_rules
+            .iter()
+            .map(|r| r["args"][0]["value"].as_u64().unwrap())
+            .sum();
+        assert_eq!(mask, 0x7E02_0000, "all CLONE_NEW* bits");
+        assert!(rules
+            .iter()
+            .any(|r| r["names"] == json!(["clone3"]) && r["errnoRet"] == libc::ENOSYS));
     }
 
     #[test]
