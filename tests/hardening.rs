@@ -156,9 +156,7 @@ fn privileged_is_refused(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
     };
-    let args = env.run_args(backend, &["--rm", "--privileged"], "priv", &["/bin/true"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = env.ctr(&args);
+    let out = env.run_with(backend, &["--rm", "--privileged"], "priv", &["/bin/true"]);
     assert_ne!(code(&out), 0);
     let err = text(&out.stderr);
     assert!(
@@ -180,14 +178,12 @@ fn strict_level(backend: &str, test: &str) {
         if touch /written 2>/dev/null; then echo root-writable; else echo root-read-only; fi; \
         echo tmp > /tmp/t && cat /tmp/t; \
         cp /bin/busybox /tmp/bb; if /tmp/bb true 2>/dev/null; then echo tmp-exec; else echo tmp-noexec; fi";
-    let args = env.run_args(
+    let out = env.run_with(
         backend,
         &["--rm", "--annotation", "io.nucleus.policy=strict"],
         "strict",
         &["/bin/sh", "-c", script],
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = env.ctr(&args);
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
@@ -300,19 +296,16 @@ fn workloads_still_work(backend: &str, test: &str) {
         return;
     };
     env.import_image();
-    let out = env.ctr(&[
-        "run",
-        "--rm",
-        "--runtime",
-        common::RUNTIME,
-        "--runtime-config-path",
-        &env.config(backend),
-        common::IMAGE,
+    let out = env.run_image(
+        backend,
+        &["--rm"],
         "writer",
-        "sh",
-        "-c",
-        "echo a > /tmp/a && echo b > /written && cat /tmp/a /written",
-    ]);
+        &[
+            "sh",
+            "-c",
+            "echo a > /tmp/a && echo b > /written && cat /tmp/a /written",
+        ],
+    );
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "a\nb\n");
 
@@ -325,20 +318,12 @@ fn workloads_still_work(backend: &str, test: &str) {
     let script = format!(
         "mkdir -p /tmp/www && echo '{page}' > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www"
     );
-    let out = env.ctr(&[
-        "run",
-        "-d",
-        "--net-host",
-        "--runtime",
-        common::RUNTIME,
-        "--runtime-config-path",
-        &env.config(backend),
-        common::IMAGE,
+    let out = env.run_image(
+        backend,
+        &["-d", "--net-host"],
         "web",
-        "sh",
-        "-c",
-        &script,
-    ]);
+        &["sh", "-c", &script],
+    );
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     let deadline = Instant::now() + Duration::from_secs(20);
     let reply = loop {
@@ -366,9 +351,7 @@ fn report_in_bundle(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
     };
-    let args = env.run_args(backend, &["-d"], "rep", &["/bin/sleep", "1000"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = env.ctr(&args);
+    let out = env.run_with(backend, &["-d"], "rep", &["/bin/sleep", "1000"]);
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     let bundle = env.bundle("rep");
     let read = |name: &str| -> Value {

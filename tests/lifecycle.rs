@@ -20,19 +20,12 @@ fn exit_codes(backend: &str, test: &str) {
     assert_eq!(code(&out), 42, "stderr: {}", text(&out.stderr));
 
     env.import_image();
-    let out = env.ctr(&[
-        "run",
-        "--rm",
-        "--runtime",
-        common::RUNTIME,
-        "--runtime-config-path",
-        &env.config(backend),
-        common::IMAGE,
+    let out = env.run_image(
+        backend,
+        &["--rm"],
         "img",
-        "sh",
-        "-c",
-        "echo from-image; exit 7",
-    ]);
+        &["sh", "-c", "echo from-image; exit 7"],
+    );
     assert_eq!(code(&out), 7, "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "from-image");
 

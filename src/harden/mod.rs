@@ -127,24 +127,27 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// containerd 1.6's default capability set (what `ctr run` gives).
+    pub(crate) const CONTAINERD_DEFAULT_CAPS: [&str; 14] = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+    ];
+
     /// The spec `ctr run` writes (containerd 1.6 defaults), trimmed.
     fn ctr_spec() -> Value {
-        let caps = json!([
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE"
-        ]);
+        let caps = json!(CONTAINERD_DEFAULT_CAPS);
         json!({
             "ociVersion": "1.0.2-dev",
             "process": {"user": {"uid": 0, "gid": 0}, "args": ["/bin/sh"], "cwd": "/",

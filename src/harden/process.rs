@@ -146,24 +146,33 @@ mod tests {
         Report::new(Level::Default, Backend::Runc)
     }
 
+    fn clamp(p: &mut Value, level: Level) -> Result<Report, HardenError> {
+        let mut r = report();
+        capabilities(
+            p.as_object_mut().unwrap(),
+            level,
+            &Policy::default(),
+            &mut r,
+        )?;
+        Ok(r)
+    }
+
+    fn limit(p: &mut Value, level: Level) -> Report {
+        let mut r = report();
+        rlimits(
+            p.as_object_mut().unwrap(),
+            level,
+            &Policy::default(),
+            &mut r,
+        )
+        .unwrap();
+        r
+    }
+
     fn containerd_default_process() -> Value {
-        let caps = json!([
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE",
-            "CAP_SYS_ADMIN"
-        ]);
+        let mut caps = crate::harden::tests::CONTAINERD_DEFAULT_CAPS.to_vec();
+        caps.push("CAP_SYS_ADMIN");
+        let caps = json!(caps);
         json!({
             "args": ["/bin/sh"],
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
@@ -175,14 +184,7 @@ mod tests {
     #[test]
     fn default_clamps_to_baseline_and_clears_ambient() {
         let mut p = containerd_default_process();
-        let mut r = report();
-        capabilities(
-            p.as_object_mut().unwrap(),
-            Level::Default,
-            &Policy::default(),
-            &mut r,
-        )
-        .unwrap();
+        let r = clamp(&mut p, Level::Default).unwrap();
         for set in CAP_SETS {
             let got = spec::strings(p.pointer(&format!("/capabilities/{set}")), set).unwrap();
             assert_eq!(got.len(), 13, "{set}: {got:?}");
@@ -198,13 +200,7 @@ mod tests {
     #[test]
     fn strict_empties_every_set() {
         let mut p = containerd_default_process();
-        capabilities(
-            p.as_object_mut().unwrap(),
-            Level::Strict,
-            &Policy::default(),
-            &mut report(),
-        )
-        .unwrap();
+        clamp(&mut p, Level::Strict).unwrap();
         for set in CAP_SETS {
             assert_eq!(p["capabilities"][set], json!([]), "{set}");
         }
@@ -213,31 +209,13 @@ mod tests {
     #[test]
     fn lowercase_names_match_and_absent_caps_stay_absent() {
         let mut p = json!({"capabilities": {"bounding": ["chown", "CAP_NET_RAW"]}});
-        capabilities(
-            p.as_object_mut().unwrap(),
-            Level::Default,
-            &Policy::default(),
-            &mut report(),
-        )
-        .unwrap();
+        clamp(&mut p, Level::Default).unwrap();
         assert_eq!(p["capabilities"]["bounding"], json!(["chown"]));
         let mut p = json!({"args": ["/bin/true"]});
-        capabilities(
-            p.as_object_mut().unwrap(),
-            Level::Default,
-            &Policy::default(),
-            &mut report(),
-        )
-        .unwrap();
+        clamp(&mut p, Level::Default).unwrap();
         assert!(p.get("capabilities").is_none());
         let mut p = json!({"capabilities": {"bounding": "CAP_NET_RAW"}});
-        let e = capabilities(
-            p.as_object_mut().unwrap(),
-            Level::Default,
-            &Policy::default(),
-            &mut report(),
-        )
-        .unwrap_err();
+        let e = clamp(&mut p, Level::Default).unwrap_err();
         assert!(e.0.contains("process.capabilities.bounding"), "{e}");
     }
 
@@ -254,24 +232,11 @@ mod tests {
     #[test]
     fn default_adds_nofile_only_when_absent() {
         let mut p = containerd_default_process();
-        let mut r = report();
-        rlimits(
-            p.as_object_mut().unwrap(),
-            Level::Default,
-            &Policy::default(),
-            &mut r,
-        )
-        .unwrap();
+        let r = limit(&mut p, Level::Default);
         assert_eq!(p["rlimits"][0]["soft"], 1048576);
         assert!(r.changes.is_empty());
         let mut p = json!({});
-        rlimits(
-            p.as_object_mut().unwrap(),
-            Level::Default,
-            &Policy::default(),
-            &mut r,
-        )
-        .unwrap();
+        limit(&mut p, Level::Default);
         assert_eq!(
             p["rlimits"],
             json!([{"type": "RLIMIT_NOFILE", "soft": 65536, "hard": 1048576}])
@@ -281,14 +246,8 @@ mod tests {
     #[test]
     fn strict_clamps_nofile_and_adds_nproc_memlock() {
         let mut p = containerd_default_process();
-        let mut r = report();
-        rlimits(
-            p.as_object_mut().unwrap(),
-            Level::Strict,
-            &Policy::default(),
-            &mut r,
-        )
-        .unwrap();
+        let r = limit(&mut p, Level::Strict);
+        assert_eq!(r.changes.len(), 3, "{:?}", r.changes);
         let get = |ty: &str| {
             p["rlimits"]
                 .as_array()
@@ -304,26 +263,14 @@ mod tests {
         let mut p = json!({"rlimits": [
             {"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1},
             {"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]});
-        rlimits(
-            p.as_object_mut().unwrap(),
-            Level::Strict,
-            &Policy::default(),
-            &mut report(),
-        )
-        .unwrap();
+        limit(&mut p, Level::Strict);
         assert_eq!(
             p["rlimits"][1],
             json!({"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024})
         );
         // A lower value in the spec is kept.
         let mut p = json!({"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}]});
-        rlimits(
-            p.as_object_mut().unwrap(),
-            Level::Strict,
-            &Policy::default(),
-            &mut report(),
-        )
-        .unwrap();
+        limit(&mut p, Level::Strict);
         assert_eq!(
             p["rlimits"][0],
             json!({"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512})

@@ -302,8 +302,29 @@ impl Env {
 
     /// `ctr run --rm` of `cmd` on `backend`.
     pub fn run(&self, backend: &str, id: &str, cmd: &[&str]) -> Output {
-        let args = self.run_args(backend, &["--rm"], id, cmd);
+        self.run_with(backend, &["--rm"], id, cmd)
+    }
+
+    /// `ctr run EXTRA` of `cmd` on `backend`.
+    pub fn run_with(&self, backend: &str, extra: &[&str], id: &str, cmd: &[&str]) -> Output {
+        let args = self.run_args(backend, extra, id, cmd);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.ctr(&args)
+    }
+
+    /// `ctr run EXTRA` of `cmd` on `backend` from the imported busybox image.
+    pub fn run_image(&self, backend: &str, extra: &[&str], id: &str, cmd: &[&str]) -> Output {
+        let config = self.config(backend);
+        let mut args = vec![
+            "run",
+            "--runtime",
+            RUNTIME,
+            "--runtime-config-path",
+            &config,
+        ];
+        args.extend(extra);
+        args.extend([IMAGE, id]);
+        args.extend(cmd);
         self.ctr(&args)
     }
 
