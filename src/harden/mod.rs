@@ -65,6 +65,7 @@ pub fn harden(
         report.notes.push(format!(
             "privileged ({why}) allowed by policy.allow_privileged: capabilities, paths, mounts and seccomp left as written"
         ));
+        report.privileged = true;
     }
     let strict = level == Level::Strict;
     let root = spec::root(spec)?;
@@ -94,6 +95,45 @@ pub fn harden(
         }
     }
     Ok(report)
+}
+
+/// What a container's exec processes are held to: its level, and whether it
+/// is a privileged container the operator allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRules {
+    pub level: Level,
+    pub privileged: bool,
+    pub policy: Policy,
+}
+
+impl ExecRules {
+    /// The rules for a container hardened with `policy` and `report`.
+    pub fn new(policy: &Policy, report: &Report) -> Self {
+        ExecRules {
+            level: report.level,
+            privileged: report.privileged,
+            policy: policy.clone(),
+        }
+    }
+
+    /// Hardens an exec's `specs.Process` like the container's own process:
+    /// capabilities, no_new_privileges and rlimits.
+    pub fn apply(&self, process: &mut Value, backend: Backend) -> Result<Report, HardenError> {
+        let mut report = Report::new(self.level, backend);
+        if self.level == Level::Off {
+            return Ok(report);
+        }
+        keys::check_process(process)?;
+        let obj = process
+            .as_object_mut()
+            .ok_or_else(|| HardenError("exec process: expected a JSON object".into()))?;
+        if !self.privileged {
+            process::no_new_privileges(obj, &mut report);
+            process::capabilities(obj, self.level, &self.policy, &mut report)?;
+        }
+        process::rlimits(obj, self.level, &self.policy, &mut report)?;
+        Ok(report)
+    }
 }
 
 /// A hardened bundle spec and what changed.
@@ -269,6 +309,36 @@ mod tests {
         run(&mut s, &p, Backend::Runsc).unwrap();
         assert_eq!(s["annotations"]["dev.gvisor.flag.network"], "host");
         assert!(s["process"].get("selinuxLabel").is_none());
+    }
+
+    #[test]
+    fn exec_processes_get_the_containers_process_rules() {
+        let mut s = ctr_spec();
+        let policy = Policy::default();
+        let r = run(&mut s, &policy, Backend::Runc).unwrap();
+        let rules = ExecRules::new(&policy, &r);
+        let mut p = ctr_spec()["process"].clone();
+        p["noNewPrivileges"] = json!(false);
+        p["capabilities"]["bounding"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_ADMIN"));
+        let er = rules.apply(&mut p, Backend::Runc).unwrap();
+        assert_eq!(p["noNewPrivileges"], true);
+        let b = spec::strings(p.pointer("/capabilities/bounding"), "b").unwrap();
+        assert!(!b.iter().any(|c| c == "CAP_SYS_ADMIN" || c == "CAP_NET_RAW"));
+        assert!(!er.changes.is_empty());
+        let e = rules
+            .apply(&mut json!({"Capabilities": {}}), Backend::Runc)
+            .unwrap_err();
+        assert!(e.0.contains("process.Capabilities"), "{e}");
+        let strict = ExecRules {
+            level: Level::Strict,
+            ..rules
+        };
+        let mut p = ctr_spec()["process"].clone();
+        strict.apply(&mut p, Backend::Runc).unwrap();
+        assert_eq!(p["capabilities"]["bounding"], json!([]));
     }
 
     #[test]

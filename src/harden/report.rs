@@ -30,6 +30,8 @@ pub struct Change {
 pub struct Report {
     pub level: Level,
     pub backend: Backend,
+    /// A privileged container the operator allowed (its process rules skipped).
+    pub privileged: bool,
     /// Remarks that are not spec changes (privileged allowed, level off).
     pub notes: Vec<String>,
     pub changes: Vec<Change>,
@@ -40,6 +42,7 @@ impl Report {
         Report {
             level,
             backend,
+            privileged: false,
             notes: Vec::new(),
             changes: Vec::new(),
         }

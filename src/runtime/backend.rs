@@ -43,6 +43,16 @@ impl Backend {
         }
     }
 
+    /// Prefix for the id the runtime is given. runsc names its control
+    /// socket after the container id, host-wide (an abstract socket), so the
+    /// containerd namespace goes in front (`+` cannot occur in a namespace).
+    pub fn id_prefix(self, namespace: &str) -> String {
+        match self {
+            Backend::Runsc => format!("{namespace}+"),
+            _ => String::new(),
+        }
+    }
+
     /// Flags this backend needs for a given spec, before the user's own flags.
     ///
     /// runsc refuses a network namespace without a path ("cannot run with

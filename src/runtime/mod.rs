@@ -108,6 +108,11 @@ pub struct Runtime {
     pub systemd_cgroup: bool,
     /// `--log` target (JSON lines), inside the bundle.
     pub log: PathBuf,
+    /// Prefix of the id the runtime knows the container by. runsc names its
+    /// control socket after the id, host-wide: containers with the same id
+    /// in two containerd namespaces would collide, so there it is `NS+`.
+    #[serde(default)]
+    pub id_prefix: String,
 }
 
 impl Runtime {
@@ -128,6 +133,11 @@ impl Runtime {
         let tmp = bundle.join(format!(".{RUNTIME_FILE}.tmp"));
         std::fs::write(&tmp, data)?;
         std::fs::rename(tmp, bundle.join(RUNTIME_FILE))
+    }
+
+    /// The id the runtime knows container `id` by.
+    pub fn runtime_id(&self, id: &str) -> String {
+        format!("{}{id}", self.id_prefix)
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -217,9 +227,10 @@ impl Runtime {
         pid_file: &Path,
         io: CreateIo,
     ) -> Result<(), RuntimeError> {
+        let rid = self.runtime_id(id);
         let bundle_s = bundle.to_string_lossy();
         let pid_s = pid_file.to_string_lossy();
-        let mut cmd = self.command(&["create", "--bundle", &bundle_s, "--pid-file", &pid_s, id]);
+        let mut cmd = self.command(&["create", "--bundle", &bundle_s, "--pid-file", &pid_s, &rid]);
         cmd.stdin(Stdio::from(io.stdin))
             .stdout(Stdio::from(io.stdout))
             .stderr(Stdio::from(io.stderr))
@@ -227,9 +238,88 @@ impl Runtime {
         self.exec(runner, "create", id, cmd, false).map(drop)
     }
 
+    /// `exec --detach --pid-file P --process F ID` with the process's stdio;
+    /// runsc also writes the sandbox-internal pid to `internal_pid_file`.
+    pub fn exec_process(
+        &self,
+        runner: &dyn CommandRunner,
+        id: &str,
+        process_file: &Path,
+        pid_file: &Path,
+        internal_pid_file: &Path,
+        io: CreateIo,
+    ) -> Result<(), RuntimeError> {
+        let rid = self.runtime_id(id);
+        let process_s = process_file.to_string_lossy();
+        let pid_s = pid_file.to_string_lossy();
+        let internal_s = internal_pid_file.to_string_lossy();
+        let mut args = vec![
+            "exec",
+            "--detach",
+            "--pid-file",
+            &pid_s,
+            "--process",
+            &process_s,
+        ];
+        if self.backend == Backend::Runsc {
+            args.extend(["--internal-pid-file", &internal_s]);
+        }
+        args.push(&rid);
+        let mut cmd = self.command(&args);
+        cmd.stdin(Stdio::from(io.stdin))
+            .stdout(Stdio::from(io.stdout))
+            .stderr(Stdio::from(io.stderr));
+        if let Some(dir) = process_file.parent() {
+            cmd.current_dir(dir);
+        }
+        self.exec(runner, "exec", id, cmd, false).map(drop)
+    }
+
+    /// `kill --pid PID ID SIGNAL` (runsc: a process inside the sandbox).
+    pub fn kill_internal(
+        &self,
+        runner: &dyn CommandRunner,
+        id: &str,
+        pid: u32,
+        signal: u32,
+    ) -> Result<(), RuntimeError> {
+        let rid = self.runtime_id(id);
+        let (pid, sig) = (pid.to_string(), signal.to_string());
+        let cmd = self.command(&["kill", "--pid", &pid, &rid, &sig]);
+        self.exec(runner, "kill", id, cmd, true).map(drop)
+    }
+
+    /// `pause ID`.
+    pub fn pause(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
+        let rid = self.runtime_id(id);
+        self.exec(runner, "pause", id, self.command(&["pause", &rid]), true)
+            .map(drop)
+    }
+
+    /// `resume ID`.
+    pub fn resume(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
+        let rid = self.runtime_id(id);
+        self.exec(runner, "resume", id, self.command(&["resume", &rid]), true)
+            .map(drop)
+    }
+
+    /// `update --resources F ID` (F: JSON LinuxResources).
+    pub fn update(
+        &self,
+        runner: &dyn CommandRunner,
+        id: &str,
+        resources_file: &Path,
+    ) -> Result<(), RuntimeError> {
+        let rid = self.runtime_id(id);
+        let file = resources_file.to_string_lossy();
+        let cmd = self.command(&["update", "--resources", &file, &rid]);
+        self.exec(runner, "update", id, cmd, true).map(drop)
+    }
+
     /// `start ID`.
     pub fn start(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
-        self.exec(runner, "start", id, self.command(&["start", id]), true)
+        let rid = self.runtime_id(id);
+        self.exec(runner, "start", id, self.command(&["start", &rid]), true)
             .map(drop)
     }
 
@@ -241,12 +331,13 @@ impl Runtime {
         signal: u32,
         all: bool,
     ) -> Result<(), RuntimeError> {
+        let rid = self.runtime_id(id);
         let sig = signal.to_string();
         let mut args = vec!["kill"];
         if all {
             args.push("--all");
         }
-        args.extend([id, sig.as_str()]);
+        args.extend([rid.as_str(), sig.as_str()]);
         self.exec(runner, "kill", id, self.command(&args), true)
             .map(drop)
     }
@@ -258,10 +349,11 @@ impl Runtime {
         id: &str,
         force: bool,
     ) -> Result<(), RuntimeError> {
+        let rid = self.runtime_id(id);
         let args: &[&str] = if force {
-            &["delete", "--force", id]
+            &["delete", "--force", &rid]
         } else {
-            &["delete", id]
+            &["delete", &rid]
         };
         self.exec(runner, "delete", id, self.command(args), true)
             .map(drop)
@@ -269,11 +361,12 @@ impl Runtime {
 
     /// `ps --format json ID`: the container's host pids.
     pub fn ps(&self, runner: &dyn CommandRunner, id: &str) -> Result<Vec<u32>, RuntimeError> {
+        let rid = self.runtime_id(id);
         let out = self.exec(
             runner,
             "ps",
             id,
-            self.command(&["ps", "--format", "json", id]),
+            self.command(&["ps", "--format", "json", &rid]),
             true,
         )?;
         parse_ps(&out.stdout).map_err(|message| RuntimeError {
@@ -336,6 +429,7 @@ mod tests {
             flags: vec![],
             systemd_cgroup: false,
             log: dir.path().join("log.json"),
+            id_prefix: String::new(),
         };
         std::fs::write(&rt.log, "{\"level\":\"error\",\"msg\":\"old failure\"}\n").unwrap();
         // /bin/sh with runc-style args fails; the log has no new line, so stderr is used.
@@ -353,6 +447,7 @@ mod tests {
             flags: vec![],
             systemd_cgroup: false,
             log: "/tmp/x/log.json".into(),
+            id_prefix: String::new(),
         };
         let e = rt.kill(&DirectRunner, "c", 9, false).unwrap_err();
         assert!(e.message.contains("/nonexistent/crun"), "{e}");
@@ -368,9 +463,18 @@ mod tests {
             flags: vec!["--network=none".into()],
             systemd_cgroup: false,
             log: dir.path().join(LOG_FILE),
+            id_prefix: "default+".into(),
         };
+        assert_eq!(rt.runtime_id("c1"), "default+c1");
         rt.save(dir.path()).unwrap();
         assert_eq!(Runtime::load(dir.path()).unwrap(), Some(rt));
+        // Records written before the prefix existed still load.
+        std::fs::write(
+            dir.path().join(RUNTIME_FILE),
+            r#"{"backend":"runc","binary":"/usr/sbin/runc","root":"/r","flags":[],"systemd_cgroup":false,"log":"/l"}"#,
+        )
+        .unwrap();
+        assert_eq!(Runtime::load(dir.path()).unwrap().unwrap().id_prefix, "");
         assert_eq!(Runtime::load(&dir.path().join("nope")).unwrap(), None);
     }
 }

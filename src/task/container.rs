@@ -28,6 +28,8 @@ pub struct Container {
     pub mounted_rootfs: bool,
     pub init: Process,
     pub execs: HashMap<String, Process>,
+    /// What its exec processes are held to.
+    pub exec_rules: harden::ExecRules,
 }
 
 /// Resolves the config for a Create: options from the request, else the
@@ -53,8 +55,12 @@ pub fn resolve_config(req: &CreateTaskRequest, namespace: &str) -> Result<Config
 }
 
 /// Hardens the bundle's spec under the config's policy and writes it back;
-/// returns the spec the runtime will read.
-pub fn harden_bundle(id: &str, bundle: &Path, cfg: &Config) -> Result<Value, TaskError> {
+/// returns the spec the runtime will read and the rules for its execs.
+pub fn harden_bundle(
+    id: &str,
+    bundle: &Path,
+    cfg: &Config,
+) -> Result<(Value, harden::ExecRules), TaskError> {
     let hardened = harden::harden_bundle(bundle, &cfg.policy, cfg.backend, false)
         .map_err(|e| TaskError::invalid(format!("container {id}: {e}")))?;
     let summary = hardened.report.summary();
@@ -63,11 +69,18 @@ pub fn harden_bundle(id: &str, bundle: &Path, cfg: &Config) -> Result<Value, Tas
     } else {
         log::info!("container {id}: {summary}");
     }
-    Ok(hardened.spec)
+    let rules = harden::ExecRules::new(&cfg.policy, &hardened.report);
+    Ok((hardened.spec, rules))
 }
 
 /// The runtime driver for a container, from its config and hardened spec.
-pub fn runtime_for(id: &str, bundle: &Path, cfg: &Config, spec: &Value) -> Runtime {
+pub fn runtime_for(
+    id: &str,
+    namespace: &str,
+    bundle: &Path,
+    cfg: &Config,
+    spec: &Value,
+) -> Runtime {
     let mut flags = cfg.backend.spec_flags(spec);
     flags.extend(cfg.flags.iter().cloned());
     log::info!(
@@ -83,6 +96,7 @@ pub fn runtime_for(id: &str, bundle: &Path, cfg: &Config, spec: &Value) -> Runti
         flags,
         systemd_cgroup: cfg.systemd_cgroup,
         log: bundle.join(LOG_FILE),
+        id_prefix: cfg.backend.id_prefix(namespace),
     }
 }
 
@@ -120,8 +134,8 @@ pub fn create(
         )));
     }
     let cfg = resolve_config(req, namespace)?;
-    let spec = harden_bundle(&req.id, &bundle, &cfg)?;
-    let runtime = runtime_for(&req.id, &bundle, &cfg, &spec);
+    let (spec, exec_rules) = harden_bundle(&req.id, &bundle, &cfg)?;
+    let runtime = runtime_for(&req.id, namespace, &bundle, &cfg, &spec);
     std::fs::create_dir_all(&runtime.root).map_err(|e| {
         TaskError::internal(format!("runtime root {}: {e}", runtime.root.display()))
     })?;
@@ -196,10 +210,29 @@ pub fn create(
         mounted_rootfs,
         init: Process::new("", pid, stdio, held_io),
         execs: HashMap::new(),
+        exec_rules,
     })
 }
 
 impl Container {
+    /// The init (empty `exec_id`) or an exec process.
+    pub fn process(&self, exec_id: &str) -> Option<&Process> {
+        if exec_id.is_empty() {
+            Some(&self.init)
+        } else {
+            self.execs.get(exec_id)
+        }
+    }
+
+    /// The init (empty `exec_id`) or an exec process, mutable.
+    pub fn process_mut(&mut self, exec_id: &str) -> Option<&mut Process> {
+        if exec_id.is_empty() {
+            Some(&mut self.init)
+        } else {
+            self.execs.get_mut(exec_id)
+        }
+    }
+
     /// Removes the runtime container and undoes the shim's mounts.
     pub fn destroy(&self, runner: &dyn CommandRunner) -> Result<(), TaskError> {
         let deleted = match self.runtime.delete(runner, &self.id, true) {

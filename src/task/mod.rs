@@ -4,6 +4,8 @@
 
 mod container;
 mod error;
+mod exec;
+mod exits;
 mod process;
 mod service;
 
@@ -74,6 +76,7 @@ impl TaskService {
                 }
             }
             "CloseIO" => reply(call(method, &payload, |r| s.close_io(r))),
+            "Exec" => reply(call(method, &payload, |r| s.exec(r))),
             "Wait" => {
                 let req = containerd_shim_protos::api::WaitRequest::parse_from_bytes(&payload);
                 match req {

@@ -30,6 +30,13 @@ pub struct Process {
     pub starting: bool,
     /// An exit that arrived while starting, applied after TaskStart is published.
     pub pending_exit: Option<(u32, SystemTime)>,
+    /// Its output FIFOs still hold bytes a client is reading: the exit is
+    /// reported once they are drained.
+    pub draining: bool,
+    /// runsc: the process's pid inside the sandbox (for `kill --pid`).
+    pub internal_pid: u32,
+    /// An exec's `specs.Process` (hardened), until it is started.
+    pub exec_spec: Option<serde_json::Value>,
     /// The exit was reported (TaskExit published, Waits answered). It can
     /// lag the exit while the output FIFOs drain.
     reported: bool,
@@ -47,9 +54,22 @@ impl Process {
             exit: None,
             starting: false,
             pending_exit: None,
+            draining: false,
+            internal_pid: 0,
+            exec_spec: None,
             reported: false,
             waiters: Vec::new(),
         }
+    }
+
+    /// The exit is recorded and waits to be reported.
+    pub fn unreported_exit(&self) -> bool {
+        self.exit.is_some() && !self.reported
+    }
+
+    /// Started and not yet reported as exited: holds back the init's exit.
+    pub fn live(&self) -> bool {
+        self.state == ProcState::Running || self.starting || self.unreported_exit()
     }
 
     /// Registers a Wait. If the exit was already reported, the waiter is
