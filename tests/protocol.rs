@@ -2,13 +2,15 @@
 //! `-v`/`-info`, `start` with each stdin shape, the Task API under both
 //! service names, Shutdown, and `delete`.
 
+mod common;
+
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::ttrpc_call as call;
 use containerd_shim_protos::api::{
     ConnectRequest, ConnectResponse, DeleteResponse, ShutdownRequest, StateRequest,
 };
@@ -16,9 +18,7 @@ use containerd_shim_protos::bootstrap_api::{BootstrapParams, BootstrapResult};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
-use containerd_shim_protos::ttrpc::Response;
 use containerd_shim_protos::types::introspection::RuntimeInfo;
-use nucleus_shim::wire;
 
 fn shim() -> Command {
     let bin = std::env::var_os("NUCLEUS_SHIM_BIN")
@@ -48,31 +48,6 @@ fn start(bundle: &Path, id: &str, stdin: &[u8]) -> std::process::Output {
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn call<Req: Message, Resp: Message>(
-    sock: &Path,
-    service: &str,
-    method: &str,
-    req: &Req,
-) -> Result<Resp, String> {
-    let mut s = UnixStream::connect(sock).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(&wire::request_frame(
-        1,
-        service,
-        method,
-        req.write_to_bytes().unwrap(),
-        0,
-    ))
-    .unwrap();
-    let (h, body) = wire::read_frame(&mut s).map_err(|e| e.to_string())?;
-    assert_eq!(h.stream_id, 1);
-    let resp = Response::parse_from_bytes(&body).unwrap();
-    if let Some(st) = resp.status.as_ref().filter(|st| st.code.value() != 0) {
-        return Err(format!("{:?}: {}", st.code, st.message));
-    }
-    Ok(Resp::parse_from_bytes(&resp.payload).unwrap())
 }
 
 fn wait_gone(path: &Path) -> bool {

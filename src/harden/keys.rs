@@ -173,6 +173,11 @@ pub fn check(spec: &Value) -> Result<(), HardenError> {
     walk(spec, SPEC, "")
 }
 
+/// The same for an Update's `LinuxResources`.
+pub fn check_resources(resources: &Value) -> Result<(), HardenError> {
+    walk(resources, RESOURCES, "resources")
+}
+
 /// The same for an exec's `specs.Process`.
 pub fn check_process(process: &Value) -> Result<(), HardenError> {
     walk(process, PROCESS, "process")

@@ -136,6 +136,50 @@ impl ExecRules {
     }
 }
 
+impl ExecRules {
+    /// Holds an Update's `LinuxResources` to the policy: device rules are
+    /// the container's for life (an update could otherwise allow every
+    /// device), and the pids limit cannot be lifted.
+    pub fn apply_update(
+        &self,
+        resources: &mut Value,
+        backend: Backend,
+    ) -> Result<Report, HardenError> {
+        let mut report = Report::new(self.level, backend);
+        if !resources.is_object() {
+            return Err(HardenError("resources: expected a JSON object".into()));
+        }
+        if self.level == Level::Off || self.privileged {
+            return Ok(report);
+        }
+        keys::check_resources(resources)?;
+        let obj = resources
+            .as_object_mut()
+            .ok_or_else(|| HardenError("resources: expected a JSON object".into()))?;
+        if let Some(devices) = obj.remove("devices") {
+            report.set(
+                "update",
+                "resources.devices",
+                Some(spec::show(&devices)),
+                None,
+            );
+        }
+        if let Some(pids) = spec::existing(obj, "pids", "resources.pids")? {
+            let limit = pids.get("limit").and_then(Value::as_i64);
+            if limit.is_some_and(|l| l <= 0) || pids.contains_key("limit") && limit.is_none() {
+                report.set(
+                    "update",
+                    "resources.pids.limit",
+                    pids.get("limit").map(spec::show),
+                    Some(self.policy.pids_limit.to_string()),
+                );
+                pids.insert("limit".into(), self.policy.pids_limit.into());
+            }
+        }
+        Ok(report)
+    }
+}
+
 /// A hardened bundle spec and what changed.
 pub struct Hardened {
     pub spec: Value,
@@ -339,6 +383,34 @@ mod tests {
         let mut p = ctr_spec()["process"].clone();
         strict.apply(&mut p, Backend::Runc).unwrap();
         assert_eq!(p["capabilities"]["bounding"], json!([]));
+    }
+
+    #[test]
+    fn updates_keep_devices_and_the_pids_limit() {
+        let rules = ExecRules {
+            level: Level::Default,
+            privileged: false,
+            policy: Policy::default(),
+        };
+        let mut res = json!({"devices": [{"allow": true, "access": "rwm"}],
+                             "pids": {"limit": -1}, "memory": {"limit": 1048576}});
+        let r = rules.apply_update(&mut res, Backend::Runc).unwrap();
+        assert_eq!(
+            res,
+            json!({"pids": {"limit": 4096}, "memory": {"limit": 1048576}})
+        );
+        assert_eq!(r.changes.len(), 2);
+        let mut fine = json!({"pids": {"limit": 100}, "cpu": {"shares": 512}});
+        assert!(rules
+            .apply_update(&mut fine, Backend::Runc)
+            .unwrap()
+            .changes
+            .is_empty());
+        let e = rules
+            .apply_update(&mut json!({"Devices": []}), Backend::Runc)
+            .unwrap_err();
+        assert!(e.0.contains("resources.Devices"), "{e}");
+        assert!(rules.apply_update(&mut json!([1]), Backend::Runc).is_err());
     }
 
     #[test]

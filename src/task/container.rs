@@ -30,6 +30,8 @@ pub struct Container {
     pub execs: HashMap<String, Process>,
     /// What its exec processes are held to.
     pub exec_rules: harden::ExecRules,
+    /// Frozen by Pause.
+    pub paused: bool,
 }
 
 /// Resolves the config for a Create: options from the request, else the
@@ -211,6 +213,7 @@ pub fn create(
         init: Process::new("", pid, stdio, held_io),
         execs: HashMap::new(),
         exec_rules,
+        paused: false,
     })
 }
 

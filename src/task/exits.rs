@@ -75,6 +75,12 @@ impl TaskService {
         if !p.set_exited(status, at) {
             return Vec::new();
         }
+        if exec_id.is_empty() {
+            c.paused = false;
+        }
+        let Some(p) = c.process_mut(exec_id) else {
+            return Vec::new();
+        };
         log::info!(
             "{}: pid {} exited with status {status}",
             label(&id, exec_id),

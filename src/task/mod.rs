@@ -3,6 +3,7 @@
 //! that keep events in order.
 
 mod container;
+mod control;
 mod error;
 mod exec;
 mod exits;
@@ -87,7 +88,7 @@ impl TaskService {
                     .to_status())),
                 }
             }
-            "Create" | "Start" | "Delete" | "Kill" | "Pids" => {
+            "Create" | "Start" | "Delete" | "Kill" | "Pids" | "Pause" | "Resume" | "Update" => {
                 let m = method.to_string();
                 let slot = Arc::new(std::sync::Mutex::new(Some(reply)));
                 let worker_slot = slot.clone();
@@ -97,6 +98,9 @@ impl TaskService {
                         "Start" => call(&m, &payload, |r| s.start(r)),
                         "Delete" => call(&m, &payload, |r| s.delete(r)),
                         "Kill" => call(&m, &payload, |r| s.kill(r)),
+                        "Pause" => call(&m, &payload, |r| s.pause(r)),
+                        "Resume" => call(&m, &payload, |r| s.resume(r)),
+                        "Update" => call(&m, &payload, |r| s.update(r)),
                         _ => call(&m, &payload, |r| s.pids(r)),
                     };
                     let reply = worker_slot.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -284,6 +284,7 @@ impl TaskService {
         r.pid = p.pid;
         r.status = match p.state {
             ProcState::Created => TaskStatus::CREATED,
+            ProcState::Running if c.paused => TaskStatus::PAUSED,
             ProcState::Running => TaskStatus::RUNNING,
             ProcState::Stopped => TaskStatus::STOPPED,
         }

@@ -135,6 +135,37 @@ pub fn probe_binary() -> Option<&'static Path> {
     .as_deref()
 }
 
+/// One ttrpc call on a shim socket, the way containerd makes it.
+pub fn ttrpc_call<Req, Resp>(
+    sock: &Path,
+    service: &str,
+    method: &str,
+    req: &Req,
+) -> Result<Resp, String>
+where
+    Req: containerd_shim_protos::protobuf::Message,
+    Resp: containerd_shim_protos::protobuf::Message,
+{
+    use containerd_shim_protos::protobuf::Message;
+    use std::io::Write;
+    let mut s = std::os::unix::net::UnixStream::connect(sock).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let body = req.write_to_bytes().map_err(|e| e.to_string())?;
+    s.write_all(&nucleus_shim::wire::request_frame(
+        1, service, method, body, 0,
+    ))
+    .map_err(|e| e.to_string())?;
+    let (h, body) = nucleus_shim::wire::read_frame(&mut s).map_err(|e| e.to_string())?;
+    assert_eq!(h.stream_id, 1);
+    let resp = containerd_shim_protos::ttrpc::Response::parse_from_bytes(&body)
+        .map_err(|e| e.to_string())?;
+    if let Some(st) = resp.status.as_ref().filter(|st| st.code.value() != 0) {
+        return Err(format!("{:?}: {}", st.code, st.message));
+    }
+    Resp::parse_from_bytes(&resp.payload).map_err(|e| e.to_string())
+}
+
 /// Text of a command's output.
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -1,0 +1,122 @@
+//! End-to-end Pause/Resume and Update on runsc, crun and runc. Update is not
+//! reachable from ctr 1.6, so it is sent straight to the shim's ttrpc
+//! socket, the way containerd sends it.
+
+#[macro_use]
+mod common;
+
+use std::path::PathBuf;
+
+use common::{code, text, Env};
+use containerd_shim_protos::api::{Empty, UpdateTaskRequest};
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+
+const TASK: &str = "containerd.task.v2.Task";
+
+fn sleeper(env: &Env, backend: &str, id: &str) {
+    let out = env.run_with(backend, &["-d"], id, &["/bin/sleep", "1000"]);
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+}
+
+fn finish(env: &Env, id: &str) {
+    let _ = env.ctr(&["task", "kill", "-s", "SIGKILL", id]);
+    env.wait_status(id, "STOPPED");
+    let out = env.ctr(&["task", "rm", id]);
+    assert!(out.status.success(), "task rm: {}", text(&out.stderr));
+    let _ = env.ctr(&["containers", "rm", id]);
+}
+
+/// A cgroup file of container `id` (its spec's cgroupsPath), v1 or v2.
+fn cgroup_file(env: &Env, id: &str, controller: &str, v1: &str, v2: &str) -> PathBuf {
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.bundle(id).join("config.json")).unwrap())
+            .unwrap();
+    let path = spec["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/');
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        PathBuf::from("/sys/fs/cgroup").join(path).join(v2)
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+            .join(controller)
+            .join(path)
+            .join(v1)
+    }
+}
+
+fn read_trim(p: &PathBuf) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// `ctr task pause` and `resume`: ls shows PAUSED then RUNNING, the events
+/// /tasks/paused and /tasks/resumed are published, a second pause is refused.
+fn pause_and_resume(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let events = env.events();
+    sleeper(&env, backend, "box");
+    let out = env.ctr(&["task", "pause", "box"]);
+    assert!(out.status.success(), "pause: {}", text(&out.stderr));
+    env.wait_status("box", "PAUSED");
+    let out = env.ctr(&["task", "pause", "box"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("already paused"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.ctr(&["task", "resume", "box"]);
+    assert!(out.status.success(), "resume: {}", text(&out.stderr));
+    env.wait_status("box", "RUNNING");
+    finish(&env, "box");
+    let topics: Vec<String> = events
+        .collect("box")
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| t == "/tasks/paused" || t == "/tasks/resumed")
+        .collect();
+    assert_eq!(topics, ["/tasks/paused", "/tasks/resumed"]);
+    env.assert_clean(backend, &["box"]);
+}
+
+/// Update over ttrpc: new pids and memory limits reach the cgroup; a
+/// request to lift the pids limit or open all devices is held to the policy.
+fn update_through_ttrpc(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    sleeper(&env, backend, "box");
+    let pids_max = cgroup_file(&env, "box", "pids", "pids.max", "pids.max");
+    let mem_max = cgroup_file(&env, "box", "memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(read_trim(&pids_max), "4096", "the policy's pids limit");
+    let update = |json: &str| {
+        let mut req = UpdateTaskRequest::new();
+        req.id = "box".into();
+        let mut any = Any::new();
+        any.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into();
+        any.value = json.as_bytes().to_vec();
+        req.resources = Some(any).into();
+        common::ttrpc_call::<_, Empty>(&env.socket_path("box"), TASK, "Update", &req)
+    };
+    update(r#"{"pids":{"limit":123},"memory":{"limit":67108864}}"#).expect("update");
+    assert_eq!(read_trim(&pids_max), "123");
+    assert_eq!(read_trim(&mem_max), "67108864");
+    update(r#"{"pids":{"limit":-1},"devices":[{"allow":true,"access":"rwm"}]}"#)
+        .expect("update held to the policy");
+    assert_eq!(
+        read_trim(&pids_max),
+        "4096",
+        "unlimited became the policy's limit"
+    );
+    let e = update("{not json").unwrap_err();
+    assert!(e.contains("malformed JSON"), "{e}");
+    finish(&env, "box");
+    env.assert_clean(backend, &["box"]);
+}
+
+on_each_backend!(pause_and_resume, update_through_ttrpc);
