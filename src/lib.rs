@@ -22,6 +22,7 @@ macro_rules! message_error {
 }
 
 pub mod bootstrap;
+pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod events;

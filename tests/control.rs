@@ -119,4 +119,31 @@ fn update_through_ttrpc(backend: &str, test: &str) {
     env.assert_clean(backend, &["box"]);
 }
 
-on_each_backend!(pause_and_resume, update_through_ttrpc);
+/// `ctr task metrics` prints the container's cgroup statistics (runsc: its
+/// own accounting, with limits from the sandbox's cgroup).
+fn metrics(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    sleeper(&env, backend, "box");
+    let out = env.ctr(&["task", "metrics", "box"]);
+    assert!(out.status.success(), "metrics: {}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let value = |name: &str| -> u64 {
+        table
+            .lines()
+            .find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(name)).then(|| w.next().and_then(|v| v.parse().ok()))?
+            })
+            .unwrap_or_else(|| panic!("no {name} in:\n{table}"))
+    };
+    assert!(value("pids.current") >= 1, "{table}");
+    assert_eq!(value("pids.limit"), 4096, "{table}");
+    assert!(value("memory.usage_in_bytes") > 0, "{table}");
+    assert!(value("cpuacct.usage") > 0, "{table}");
+    finish(&env, "box");
+    env.assert_clean(backend, &["box"]);
+}
+
+on_each_backend!(pause_and_resume, update_through_ttrpc, metrics);

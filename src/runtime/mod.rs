@@ -289,6 +289,13 @@ impl Runtime {
         self.exec(runner, "kill", id, cmd, true).map(drop)
     }
 
+    /// `events --stats ID`: one JSON stats object.
+    pub fn stats(&self, runner: &dyn CommandRunner, id: &str) -> Result<Vec<u8>, RuntimeError> {
+        let rid = self.runtime_id(id);
+        let cmd = self.command(&["events", "--stats", &rid]);
+        self.exec(runner, "events", id, cmd, true).map(|o| o.stdout)
+    }
+
     /// `pause ID`.
     pub fn pause(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
         let rid = self.runtime_id(id);

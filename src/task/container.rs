@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::error::TaskError;
 use super::process::Process;
+use crate::cgroup::Cgroup;
 use crate::config::{self, Config};
 use crate::harden;
 use crate::io::{self, StdioPaths};
@@ -32,6 +33,8 @@ pub struct Container {
     pub exec_rules: harden::ExecRules,
     /// Frozen by Pause.
     pub paused: bool,
+    /// Its cgroup on the host (stats, OOM, limits for runsc).
+    pub cgroup: Option<Cgroup>,
 }
 
 /// Resolves the config for a Create: options from the request, else the
@@ -205,6 +208,7 @@ pub fn create(
             )));
         }
     };
+    let cgroup = Cgroup::of_spec(&spec, runtime.systemd_cgroup);
     Ok(Container {
         id: req.id.clone(),
         bundle,
@@ -214,6 +218,7 @@ pub fn create(
         execs: HashMap::new(),
         exec_rules,
         paused: false,
+        cgroup,
     })
 }
 

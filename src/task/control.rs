@@ -1,6 +1,8 @@
 //! Pause, Resume and Update of a running container.
 
-use containerd_shim_protos::api::{Empty, PauseRequest, ResumeRequest, UpdateTaskRequest};
+use containerd_shim_protos::api::{
+    Empty, PauseRequest, ResumeRequest, StatsRequest, StatsResponse, UpdateTaskRequest,
+};
 use containerd_shim_protos::events::task::{TaskPaused, TaskResumed};
 use containerd_shim_protos::topics;
 
@@ -8,8 +10,9 @@ use super::container::Container;
 use super::error::TaskError;
 use super::process::ProcState;
 use super::service::TaskService;
+use crate::cgroup::{self, stats};
 use crate::harden::bundle::write_atomic;
-use crate::runtime::Runtime;
+use crate::runtime::{Backend, Runtime};
 
 /// Largest LinuxResources JSON accepted by Update.
 const MAX_RESOURCES: usize = 1 << 20;
@@ -84,17 +87,34 @@ impl TaskService {
         }
         let mut resources: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| TaskError::invalid(format!("{what}: resources: malformed JSON: {e}")))?;
-        let (runtime, rules, bundle) = {
+        let (runtime, rules, bundle, cgroup) = {
             let inner = self.lock();
             let c = inner.get(&req.id)?;
             running(c)?;
-            (c.runtime.clone(), c.exec_rules.clone(), c.bundle.clone())
+            (
+                c.runtime.clone(),
+                c.exec_rules.clone(),
+                c.bundle.clone(),
+                c.cgroup.clone(),
+            )
         };
         let report = rules
             .apply_update(&mut resources, runtime.backend)
             .map_err(|e| TaskError::invalid(format!("{what}: {e}")))?;
         if !report.changes.is_empty() {
             log::info!("{what}: update {}", report.summary());
+        }
+        if runtime.backend == Backend::Runsc {
+            // runsc has no `update`: its sandbox lives in the spec's cgroup.
+            let cg = cgroup.ok_or_else(|| {
+                TaskError::precondition(format!(
+                    "{what}: no cgroup to update (the spec has no cgroupsPath)"
+                ))
+            })?;
+            cg.apply(&resources)
+                .map_err(|e| TaskError::internal(format!("{what}: {e}")))?;
+            log::info!("{what}: resources updated in its cgroup");
+            return Ok(Empty::new());
         }
         let name = ".update-resources.json";
         let data = serde_json::to_vec(&resources)
@@ -106,5 +126,29 @@ impl TaskService {
         result?;
         log::info!("{what}: resources updated");
         Ok(Empty::new())
+    }
+
+    /// Statistics: runsc reports its containers itself (`events --stats`);
+    /// for runc and crun the cgroup files are read directly.
+    pub(super) fn stats(&self, req: StatsRequest) -> Result<StatsResponse, TaskError> {
+        let what = format!("container {}", req.id);
+        let (runtime, cgroup) = {
+            let inner = self.lock();
+            let c = inner.get(&req.id)?;
+            (c.runtime.clone(), c.cgroup.clone())
+        };
+        let any = if runtime.backend == Backend::Runsc {
+            let json = runtime.stats(self.runner.as_ref(), &req.id)?;
+            stats::from_runtime_stats(&json, cgroup::host_unified(), cgroup.as_ref())
+        } else {
+            let cg = cgroup.ok_or_else(|| {
+                TaskError::precondition(format!("{what}: no cgroup (the spec has no cgroupsPath)"))
+            })?;
+            cg.metrics()
+        }
+        .map_err(|e| TaskError::internal(format!("{what}: {e}")))?;
+        let mut resp = StatsResponse::new();
+        resp.stats = Some(any).into();
+        Ok(resp)
     }
 }

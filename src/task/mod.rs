@@ -88,7 +88,8 @@ impl TaskService {
                     .to_status())),
                 }
             }
-            "Create" | "Start" | "Delete" | "Kill" | "Pids" | "Pause" | "Resume" | "Update" => {
+            "Create" | "Start" | "Delete" | "Kill" | "Pids" | "Pause" | "Resume" | "Update"
+            | "Stats" => {
                 let m = method.to_string();
                 let slot = Arc::new(std::sync::Mutex::new(Some(reply)));
                 let worker_slot = slot.clone();
@@ -101,6 +102,7 @@ impl TaskService {
                         "Pause" => call(&m, &payload, |r| s.pause(r)),
                         "Resume" => call(&m, &payload, |r| s.resume(r)),
                         "Update" => call(&m, &payload, |r| s.update(r)),
+                        "Stats" => call(&m, &payload, |r| s.stats(r)),
                         _ => call(&m, &payload, |r| s.pids(r)),
                     };
                     let reply = worker_slot.lock().unwrap_or_else(|p| p.into_inner()).take();

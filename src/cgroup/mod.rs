@@ -1,0 +1,253 @@
+//! A container's cgroup on the host, found from its spec's `cgroupsPath`:
+//! statistics for Stats, limits for Update where the runtime has no
+//! `update` (runsc), and OOM notifications. Both cgroup v1 (one hierarchy
+//! per controller) and the unified v2 hierarchy.
+
+pub mod stats;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+message_error!(
+    /// A cgroup file that cannot be read or written; names the file.
+    CgroupError
+);
+
+/// Where cgroup filesystems are mounted.
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// A container's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroup {
+    /// The path below each hierarchy's root, without a leading slash.
+    pub path: String,
+    /// The host uses the unified (v2) hierarchy.
+    pub unified: bool,
+    root: PathBuf,
+}
+
+/// `slice:prefix:name` (systemd driver) -> `a.slice/a-b.slice/prefix-name.scope`.
+fn systemd_path(spec_path: &str) -> Option<String> {
+    let mut parts = spec_path.splitn(3, ':');
+    let (slice, prefix, name) = (parts.next()?, parts.next()?, parts.next()?);
+    let mut dirs = Vec::new();
+    if !slice.is_empty() && slice != "-.slice" {
+        let base = slice.strip_suffix(".slice")?;
+        let mut acc = String::new();
+        for part in base.split('-') {
+            if !acc.is_empty() {
+                acc.push('-');
+            }
+            acc.push_str(part);
+            dirs.push(format!("{acc}.slice"));
+        }
+    }
+    let unit = if name.ends_with(".slice") {
+        name.to_string()
+    } else if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    dirs.push(unit);
+    Some(dirs.join("/"))
+}
+
+impl Cgroup {
+    /// The cgroup of a spec, under `root` (normally /sys/fs/cgroup); None
+    /// when the spec names none.
+    pub fn at(root: &Path, spec: &Value, systemd: bool) -> Option<Cgroup> {
+        let raw = spec.pointer("/linux/cgroupsPath")?.as_str()?;
+        let path = if systemd {
+            systemd_path(raw)?
+        } else {
+            raw.trim_start_matches('/').to_string()
+        };
+        if path.is_empty() || path.split('/').any(|c| c == "..") {
+            return None;
+        }
+        Some(Cgroup {
+            path,
+            unified: root.join("cgroup.controllers").exists(),
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The cgroup of a spec on this host.
+    pub fn of_spec(spec: &Value, systemd: bool) -> Option<Cgroup> {
+        Self::at(Path::new(ROOT), spec, systemd)
+    }
+
+    /// A control file: `v1` under the controller's hierarchy, or `v2` in
+    /// the unified one.
+    pub fn file(&self, controller: &str, v1: &str, v2: &str) -> PathBuf {
+        if self.unified {
+            self.root.join(&self.path).join(v2)
+        } else {
+            self.root.join(controller).join(&self.path).join(v1)
+        }
+    }
+
+    fn write(&self, controller: &str, v1: &str, v2: &str, value: &str) -> Result<(), CgroupError> {
+        let f = self.file(controller, v1, v2);
+        std::fs::write(&f, value)
+            .map_err(|e| CgroupError(format!("writing {value:?} to {}: {e}", f.display())))
+    }
+
+    /// Applies the limits of a JSON `LinuxResources` the cgroup files take
+    /// directly: memory, cpu shares/quota/period, pids.
+    pub fn apply(&self, resources: &Value) -> Result<(), CgroupError> {
+        let num = |ptr: &str| resources.pointer(ptr).and_then(Value::as_i64);
+        if let Some(limit) = num("/memory/limit") {
+            let v2 = if limit < 0 {
+                "max".to_string()
+            } else {
+                limit.to_string()
+            };
+            let v1 = if limit < 0 {
+                "-1".to_string()
+            } else {
+                limit.to_string()
+            };
+            if self.unified {
+                self.write("memory", "", "memory.max", &v2)?;
+            } else {
+                self.write("memory", "memory.limit_in_bytes", "", &v1)?;
+            }
+        }
+        if let Some(shares) = num("/cpu/shares").filter(|s| *s > 0) {
+            if self.unified {
+                // The runc conversion of shares (2..262144) to weight (1..10000).
+                let weight = 1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142;
+                self.write("cpu", "", "cpu.weight", &weight.to_string())?;
+            } else {
+                self.write("cpu", "cpu.shares", "", &shares.to_string())?;
+            }
+        }
+        let quota = num("/cpu/quota");
+        let period = num("/cpu/period").filter(|p| *p > 0);
+        if quota.is_some() || period.is_some() {
+            if self.unified {
+                let q = quota
+                    .filter(|q| *q > 0)
+                    .map_or("max".to_string(), |q| q.to_string());
+                let p = period.unwrap_or(100_000);
+                self.write("cpu", "", "cpu.max", &format!("{q} {p}"))?;
+            } else {
+                if let Some(p) = period {
+                    self.write("cpu", "cpu.cfs_period_us", "", &p.to_string())?;
+                }
+                if let Some(q) = quota {
+                    self.write("cpu", "cpu.cfs_quota_us", "", &q.to_string())?;
+                }
+            }
+        }
+        if let Some(limit) = num("/pids/limit") {
+            let v = if limit > 0 {
+                limit.to_string()
+            } else {
+                "max".to_string()
+            };
+            self.write("pids", "pids.max", "pids.max", &v)?;
+        }
+        Ok(())
+    }
+}
+
+/// The host mounts the unified (v2) hierarchy.
+pub fn host_unified() -> bool {
+    Path::new(ROOT).join("cgroup.controllers").exists()
+}
+
+/// Reads a cgroup file as one number ("max" = 0, absent = 0).
+pub fn read_u64(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads `key value` lines (memory.stat, cpu.stat, memory.events).
+pub fn read_keyed(path: &Path) -> std::collections::HashMap<String, u64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_from_both_drivers() {
+        assert_eq!(
+            systemd_path("system.slice:docker:abc").unwrap(),
+            "system.slice/docker-abc.scope"
+        );
+        assert_eq!(
+            systemd_path("kubepods-besteffort.slice:cri-containerd:123").unwrap(),
+            "kubepods.slice/kubepods-besteffort.slice/cri-containerd-123.scope"
+        );
+        let root = tempfile::tempdir().unwrap();
+        let spec = json!({"linux": {"cgroupsPath": "/default/box"}});
+        let cg = Cgroup::at(root.path(), &spec, false).unwrap();
+        assert_eq!(cg.path, "default/box");
+        assert!(!cg.unified);
+        assert_eq!(
+            cg.file("pids", "pids.max", "pids.max"),
+            root.path().join("pids/default/box/pids.max")
+        );
+        std::fs::write(root.path().join("cgroup.controllers"), "cpu memory pids").unwrap();
+        let cg = Cgroup::at(root.path(), &spec, false).unwrap();
+        assert_eq!(
+            cg.file("memory", "memory.limit_in_bytes", "memory.max"),
+            root.path().join("default/box/memory.max")
+        );
+        assert!(Cgroup::at(
+            root.path(),
+            &json!({"linux": {"cgroupsPath": "/a/../../etc"}}),
+            false
+        )
+        .is_none());
+        assert!(Cgroup::at(root.path(), &json!({}), false).is_none());
+    }
+
+    #[test]
+    fn apply_writes_v1_and_v2_files() {
+        let root = tempfile::tempdir().unwrap();
+        for c in ["memory", "cpu", "pids"] {
+            std::fs::create_dir_all(root.path().join(c).join("ns/c")).unwrap();
+        }
+        let spec = json!({"linux": {"cgroupsPath": "ns/c"}});
+        let cg = Cgroup::at(root.path(), &spec, false).unwrap();
+        cg.apply(&json!({"memory": {"limit": 1048576}, "cpu": {"shares": 512, "quota": 50000, "period": 100000}, "pids": {"limit": 64}})).unwrap();
+        let r = |p: &str| std::fs::read_to_string(root.path().join(p)).unwrap();
+        assert_eq!(r("memory/ns/c/memory.limit_in_bytes"), "1048576");
+        assert_eq!(r("cpu/ns/c/cpu.shares"), "512");
+        assert_eq!(r("cpu/ns/c/cpu.cfs_quota_us"), "50000");
+        assert_eq!(r("pids/ns/c/pids.max"), "64");
+
+        let root2 = tempfile::tempdir().unwrap();
+        std::fs::write(root2.path().join("cgroup.controllers"), "").unwrap();
+        std::fs::create_dir_all(root2.path().join("ns/c")).unwrap();
+        let cg = Cgroup::at(root2.path(), &spec, false).unwrap();
+        cg.apply(&json!({"memory": {"limit": -1}, "cpu": {"quota": 20000}, "pids": {"limit": 0}}))
+            .unwrap();
+        let r = |p: &str| std::fs::read_to_string(root2.path().join(p)).unwrap();
+        assert_eq!(r("ns/c/memory.max"), "max");
+        assert_eq!(r("ns/c/cpu.max"), "20000 100000");
+        assert_eq!(r("ns/c/pids.max"), "max");
+        let e = Cgroup::at(tempfile::tempdir().unwrap().path(), &spec, false)
+            .unwrap()
+            .apply(&json!({"pids": {"limit": 1}}))
+            .unwrap_err();
+        assert!(e.0.contains("pids.max"), "{e}");
+    }
+}
