@@ -146,4 +146,37 @@ fn metrics(backend: &str, test: &str) {
     env.assert_clean(backend, &["box"]);
 }
 
-on_each_backend!(pause_and_resume, update_through_ttrpc, metrics);
+/// A memory hog under a 32 MiB limit ends with 137, and /tasks/oom comes
+/// before its /tasks/exit.
+fn oom_kill_is_reported(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let events = env.events();
+    let out = env.run_with(
+        backend,
+        &["--rm", "--memory-limit", "33554432"],
+        "hog",
+        &[
+            "/bin/sh",
+            "-c",
+            "x=0123456789abcdef; while true; do x=$x$x; done",
+        ],
+    );
+    assert_eq!(code(&out), 137, "stderr: {}", text(&out.stderr));
+    let topics: Vec<String> = events
+        .collect("hog")
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| t == "/tasks/oom" || t == "/tasks/exit")
+        .collect();
+    assert_eq!(topics, ["/tasks/oom", "/tasks/exit"]);
+    env.assert_clean(backend, &["hog"]);
+}
+
+on_each_backend!(
+    pause_and_resume,
+    update_through_ttrpc,
+    metrics,
+    oom_kill_is_reported
+);

@@ -3,6 +3,7 @@
 //! `update` (runsc), and OOM notifications. Both cgroup v1 (one hierarchy
 //! per controller) and the unified v2 hierarchy.
 
+pub mod oom;
 pub mod stats;
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //! and the event publisher's, nothing else.
 
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,7 +53,16 @@ struct Waker {
 impl Waker {
     fn request_exit(&self) {
         self.exit.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    fn wake(&self) {
         let _ = nix::unistd::write(self.fd.as_fd(), &1u64.to_ne_bytes());
+    }
+
+    fn drain(&self) {
+        let mut buf = [0u8; 8];
+        let _ = nix::unistd::read(self.fd.as_fd(), &mut buf);
     }
 }
 
@@ -97,12 +106,13 @@ pub fn run(flags: &Flags) -> Result<(), ServerError> {
         fd: Arc::new(OwnedFd::from(wake_fd)),
         exit: Arc::new(AtomicBool::new(false)),
     };
-    let w = waker.clone();
+    let (w, w2) = (waker.clone(), waker.clone());
     let service = TaskService::new(
         &flags.namespace,
         reaper.clone(),
         events.clone(),
         Box::new(move || w.request_exit()),
+        Box::new(move || w2.wake()),
     );
     log::info!("serving {} (pid {})", flags.id, std::process::id());
     event_loop(&listener, &sigfd, &waker, &reaper, &service);
@@ -131,33 +141,53 @@ fn event_loop(
 ) {
     let mut conns: Vec<Conn> = Vec::new();
     while !waker.exit.load(Ordering::SeqCst) {
-        let (ready_listener, ready_sig, ready_conns) = {
-            let mut fds = vec![
-                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-                PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
-                PollFd::new(waker.fd.as_fd(), PollFlags::POLLIN),
-            ];
-            fds.extend(
-                conns
-                    .iter()
-                    .map(|c| PollFd::new(c.stream.as_fd(), PollFlags::POLLIN)),
-            );
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) => {}
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => {
-                    log::error!("poll: {e}");
-                    std::thread::sleep(Duration::from_millis(100));
-                    continue;
+        let watches = service.watch_fds();
+        let (ready_listener, ready_sig, ready_wake, ready_conns, ready_watches) =
+            {
+                let mut fds = vec![
+                    PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(waker.fd.as_fd(), PollFlags::POLLIN),
+                ];
+                fds.extend(
+                    conns
+                        .iter()
+                        .map(|c| PollFd::new(c.stream.as_fd(), PollFlags::POLLIN)),
+                );
+                // SAFETY: poll only reads the numbers; a watch closed meanwhile (its
+                // container deleted) yields POLLNVAL or a readiness the service
+                // ignores, and the set is rebuilt on the next turn.
+                fds.extend(watches.iter().map(|fd| {
+                    PollFd::new(unsafe { BorrowedFd::borrow_raw(*fd) }, PollFlags::POLLIN)
+                }));
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) => {}
+                    Err(nix::Error::EINTR) => continue,
+                    Err(e) => {
+                        log::error!("poll: {e}");
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
                 }
+                let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+                let split = 3 + conns.len();
+                (
+                    ready(&fds[0]),
+                    ready(&fds[1]),
+                    ready(&fds[2]),
+                    fds[3..split].iter().map(ready).collect::<Vec<_>>(),
+                    fds[split..].iter().map(ready).collect::<Vec<_>>(),
+                )
+            };
+        if ready_wake {
+            waker.drain();
+        }
+        // OOM before exits: TaskOOM precedes the TaskExit it caused.
+        for (fd, ready) in watches.iter().zip(ready_watches) {
+            if ready {
+                service.watch_ready(*fd);
             }
-            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-            (
-                ready(&fds[0]),
-                ready(&fds[1]),
-                fds[3..].iter().map(ready).collect::<Vec<_>>(),
-            )
-        };
+        }
         if ready_sig {
             while let Ok(Some(_)) = sigfd.read_signal() {}
             for exit in reaper.reap() {

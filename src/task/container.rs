@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::error::TaskError;
 use super::process::Process;
+use crate::cgroup::oom::OomWatch;
 use crate::cgroup::Cgroup;
 use crate::config::{self, Config};
 use crate::harden;
@@ -35,6 +36,8 @@ pub struct Container {
     pub paused: bool,
     /// Its cgroup on the host (stats, OOM, limits for runsc).
     pub cgroup: Option<Cgroup>,
+    /// OOM kills in its memory cgroup.
+    pub oom: Option<OomWatch>,
 }
 
 /// Resolves the config for a Create: options from the request, else the
@@ -209,6 +212,13 @@ pub fn create(
         }
     };
     let cgroup = Cgroup::of_spec(&spec, runtime.systemd_cgroup);
+    let oom = cgroup.as_ref().and_then(|cg| match OomWatch::new(cg) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            log::warn!("container {}: no OOM events: {e}", req.id);
+            None
+        }
+    });
     Ok(Container {
         id: req.id.clone(),
         bundle,
@@ -219,6 +229,7 @@ pub fn create(
         exec_rules,
         paused: false,
         cgroup,
+        oom,
     })
 }
 

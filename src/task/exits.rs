@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use containerd_shim_protos::events::task::TaskExit;
+use containerd_shim_protos::events::task::{TaskExit, TaskOOM};
 use containerd_shim_protos::topics;
 
 use super::container::Container;
@@ -64,6 +64,8 @@ impl TaskService {
         status: u32,
         at: SystemTime,
     ) -> Reports {
+        // An OOM kill is announced before the exit it caused.
+        self.check_oom(c);
         let id = c.id.clone();
         let Some(p) = c.process_mut(exec_id) else {
             return Vec::new();
@@ -120,6 +122,40 @@ impl TaskService {
                 });
         }
         self.report_ready(c)
+    }
+
+    /// Publishes TaskOOM if the container's memory cgroup OOM-killed since
+    /// the last look (call with the lock held).
+    pub(super) fn check_oom(&self, c: &mut Container) {
+        if c.oom.as_mut().is_some_and(|w| w.fired()) {
+            log::warn!("container {}: OOM kill", c.id);
+            let mut ev = TaskOOM::new();
+            ev.container_id = c.id.clone();
+            self.events.publish(topics::TASK_OOM_EVENT_TOPIC, &ev);
+        }
+    }
+
+    /// The fds the server loop polls for this service: OOM watches.
+    pub fn watch_fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.lock()
+            .containers
+            .values()
+            .filter_map(|c| c.oom.as_ref().map(|w| w.fd().as_raw_fd()))
+            .collect()
+    }
+
+    /// One of [`Self::watch_fds`] is readable.
+    pub fn watch_ready(&self, fd: std::os::fd::RawFd) {
+        use std::os::fd::AsRawFd;
+        let mut inner = self.lock();
+        let c = inner
+            .containers
+            .values_mut()
+            .find(|c| c.oom.as_ref().is_some_and(|w| w.fd().as_raw_fd() == fd));
+        if let Some(c) = c {
+            self.check_oom(c);
+        }
     }
 
     /// A drain thread is done with a process's output.

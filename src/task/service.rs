@@ -45,6 +45,8 @@ pub struct TaskService {
     pub(super) events: Publisher,
     inner: Mutex<Inner>,
     on_exit: Box<dyn Fn() + Send + Sync>,
+    /// Makes the server loop poll again (a watch fd was added).
+    wake: Box<dyn Fn() + Send + Sync>,
     /// Itself, for threads that report an exit later.
     pub(super) me: Weak<TaskService>,
 }
@@ -77,12 +79,14 @@ impl Inner {
 }
 
 impl TaskService {
-    /// `on_exit` is called once the shim may exit (after an accepted Shutdown).
+    /// `on_exit` is called once the shim may exit (after an accepted
+    /// Shutdown); `wake` when [`Self::watch_fds`] changed.
     pub fn new(
         namespace: &str,
         runner: Arc<dyn CommandRunner>,
         events: Publisher,
         on_exit: Box<dyn Fn() + Send + Sync>,
+        wake: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| TaskService {
             namespace: namespace.to_string(),
@@ -90,6 +94,7 @@ impl TaskService {
             events,
             inner: Mutex::new(Inner::default()),
             on_exit,
+            wake,
             me: me.clone(),
         })
     }
@@ -142,8 +147,12 @@ impl TaskService {
             let reports = self.record_exit(&mut c, "", e.status as u32, SystemTime::now());
             debug_assert!(reports.iter().all(|(w, _, _)| w.is_empty()));
         }
+        let watched = c.oom.is_some();
         inner.containers.insert(req.id.clone(), c);
         drop(inner);
+        if watched {
+            (self.wake)();
+        }
         let mut resp = CreateTaskResponse::new();
         resp.pid = pid;
         Ok(resp)
