@@ -10,8 +10,11 @@
 //! exit, so the shim reports an exit only once the FIFOs are drained (see
 //! [`OutputDrain`]); containerd-shim-runc-v2 loses that tail under load.
 
+pub mod console;
+
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +52,10 @@ pub struct HeldIo {
     pub stdin: Option<StdinCopy>,
     /// Read ends of the output FIFOs.
     pub output_keepalive: Vec<OwnedFd>,
+    /// The terminal of a `terminal: true` process.
+    pub console: Option<console::Console>,
+    /// Its console socket, until the runtime sent the terminal.
+    pub console_socket: Option<console::ConsoleSocket>,
 }
 
 impl HeldIo {
@@ -65,12 +72,19 @@ impl HeldIo {
     /// A watch on the output FIFOs if they hold bytes no client has read
     /// yet; None when they are empty (the usual case) or cannot be watched.
     pub fn unread_output(&self) -> Option<OutputDrain> {
-        if unread(&self.output_keepalive) == 0 {
+        let copies: Vec<Arc<AtomicBool>> = self
+            .console
+            .iter()
+            .map(|c| c.output_done.clone())
+            .filter(|d| !d.load(Ordering::SeqCst))
+            .collect();
+        if unread(&self.output_keepalive) == 0 && copies.is_empty() {
             return None;
         }
         let fds = self.output_keepalive.iter().map(|f| f.try_clone());
         Some(OutputDrain {
             fds: fds.collect::<Result<_, _>>().ok()?,
+            copies,
         })
     }
 }
@@ -91,10 +105,12 @@ fn unread(fds: &[OwnedFd]) -> usize {
         .sum()
 }
 
-/// Output FIFOs of an exited process that still hold unread bytes.
+/// Output of an exited process not yet with its client: bytes in the
+/// FIFOs, or a terminal copy still running.
 #[derive(Debug)]
 pub struct OutputDrain {
     fds: Vec<OwnedFd>,
+    copies: Vec<Arc<AtomicBool>>,
 }
 
 impl OutputDrain {
@@ -109,17 +125,21 @@ impl OutputDrain {
     /// or [`Self::LIMIT`] passed. Returns the bytes left unread.
     pub fn wait(&self) -> usize {
         let start = Instant::now();
-        let mut last = unread(&self.fds);
+        let copying = || self.copies.iter().any(|d| !d.load(Ordering::SeqCst));
+        let mut last = (unread(&self.fds), copying());
         let mut changed = start;
-        while last > 0 && changed.elapsed() < Self::IDLE && start.elapsed() < Self::LIMIT {
+        while (last.0 > 0 || last.1)
+            && changed.elapsed() < Self::IDLE
+            && start.elapsed() < Self::LIMIT
+        {
             std::thread::sleep(Self::TICK);
-            let now = unread(&self.fds);
+            let now = (unread(&self.fds), copying());
             if now != last {
                 changed = Instant::now();
                 last = now;
             }
         }
-        last
+        last.0
     }
 }
 
@@ -156,12 +176,12 @@ fn is_fifo(path: &str) -> Result<bool, IoError> {
     Ok(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFIFO)
 }
 
-fn open_path(path: &str, flags: OFlag) -> Result<OwnedFd, IoError> {
+pub(crate) fn open_path(path: &str, flags: OFlag) -> Result<OwnedFd, IoError> {
     open(Path::new(path), flags | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| IoError(format!("open {path}: {e}")))
 }
 
-fn set_blocking(fd: &OwnedFd, path: &str) -> Result<(), IoError> {
+pub(crate) fn set_blocking(fd: &OwnedFd, path: &str) -> Result<(), IoError> {
     let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(|e| IoError(format!("{path}: {e}")))?;
     let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
     fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(|e| IoError(format!("{path}: {e}")))?;
@@ -234,12 +254,22 @@ fn open_output(path: &str, held: &mut HeldIo) -> Result<OwnedFd, IoError> {
 /// Opens a process's stdio for `create`; returns the fds for the runtime and
 /// the ones the shim keeps.
 pub fn open_stdio(paths: &StdioPaths) -> Result<(CreateIo, HeldIo), IoError> {
-    if paths.terminal {
-        return Err(IoError(
-            "terminal (tty) processes are not supported by this shim version".into(),
-        ));
-    }
     let mut held = HeldIo::default();
+    if paths.terminal {
+        // The runtime makes the pty; its own stdio goes nowhere.
+        for p in [&paths.stdin, &paths.stdout, &paths.stderr] {
+            check_uri(p)?;
+        }
+        let socket = console::ConsoleSocket::new()?;
+        let io = CreateIo {
+            stdin: dev_null(false)?,
+            stdout: dev_null(true)?,
+            stderr: dev_null(true)?,
+            console_socket: Some(socket.path().to_path_buf()),
+        };
+        held.console_socket = Some(socket);
+        return Ok((io, held));
+    }
     let stdin = open_stdin(&paths.stdin, &mut held)?;
     let stdout = open_output(&paths.stdout, &mut held)?;
     let stderr = if !paths.stderr.is_empty() && paths.stderr == paths.stdout {
@@ -254,9 +284,27 @@ pub fn open_stdio(paths: &StdioPaths) -> Result<(CreateIo, HeldIo), IoError> {
             stdin,
             stdout,
             stderr,
+            console_socket: None,
         },
         held,
     ))
+}
+
+/// After a successful `create`/`exec` of a terminal process: takes the pty
+/// master the runtime sent on the console socket and starts copying it to
+/// and from the FIFOs. Nothing to do for other processes.
+pub fn attach_console(paths: &StdioPaths, held: &mut HeldIo) -> Result<(), IoError> {
+    let Some(socket) = held.console_socket.take() else {
+        return Ok(());
+    };
+    let master = socket.receive(Instant::now() + Duration::from_secs(5))?;
+    held.console = Some(console::Console::start(
+        master,
+        &paths.stdin,
+        &paths.stdout,
+        &mut held.output_keepalive,
+    )?);
+    Ok(())
 }
 
 #[cfg(test)]

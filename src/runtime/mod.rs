@@ -95,6 +95,8 @@ pub struct CreateIo {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// For a terminal process: where the runtime sends the pty master.
+    pub console_socket: Option<PathBuf>,
 }
 
 /// How to invoke the runtime for one container. Persisted in the bundle.
@@ -230,7 +232,16 @@ impl Runtime {
         let rid = self.runtime_id(id);
         let bundle_s = bundle.to_string_lossy();
         let pid_s = pid_file.to_string_lossy();
-        let mut cmd = self.command(&["create", "--bundle", &bundle_s, "--pid-file", &pid_s, &rid]);
+        let console = io
+            .console_socket
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+        let mut args = vec!["create", "--bundle", &bundle_s, "--pid-file", &pid_s];
+        if let Some(c) = &console {
+            args.extend(["--console-socket", c.as_str()]);
+        }
+        args.push(&rid);
+        let mut cmd = self.command(&args);
         cmd.stdin(Stdio::from(io.stdin))
             .stdout(Stdio::from(io.stdout))
             .stderr(Stdio::from(io.stderr))
@@ -263,6 +274,13 @@ impl Runtime {
         ];
         if self.backend == Backend::Runsc {
             args.extend(["--internal-pid-file", &internal_s]);
+        }
+        let console = io
+            .console_socket
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+        if let Some(c) = &console {
+            args.extend(["--console-socket", c.as_str()]);
         }
         args.push(&rid);
         let mut cmd = self.command(&args);

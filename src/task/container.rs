@@ -176,7 +176,7 @@ pub fn create(
         stderr: req.stderr.clone(),
         terminal: req.terminal,
     };
-    let (create_io, held_io) = match io::open_stdio(&stdio) {
+    let (create_io, mut held_io) = match io::open_stdio(&stdio) {
         Ok(v) => v,
         Err(e) => {
             undo_mounts();
@@ -194,6 +194,11 @@ pub fn create(
             err.message = named;
         }
         return Err(err);
+    }
+    if let Err(e) = io::attach_console(&stdio, &mut held_io) {
+        let _ = runtime.delete(runner, &req.id, true);
+        undo_mounts();
+        return Err(TaskError::internal(format!("container {}: {e}", req.id)));
     }
     let pid = match std::fs::read_to_string(&pid_file)
         .ok()

@@ -1,7 +1,8 @@
 //! Pause, Resume and Update of a running container.
 
 use containerd_shim_protos::api::{
-    Empty, PauseRequest, ResumeRequest, StatsRequest, StatsResponse, UpdateTaskRequest,
+    Empty, PauseRequest, ResizePtyRequest, ResumeRequest, StatsRequest, StatsResponse,
+    UpdateTaskRequest,
 };
 use containerd_shim_protos::events::task::{TaskPaused, TaskResumed};
 use containerd_shim_protos::topics;
@@ -150,5 +151,21 @@ impl TaskService {
         let mut resp = StatsResponse::new();
         resp.stats = Some(any).into();
         Ok(resp)
+    }
+
+    /// Resizes the terminal of a `terminal: true` process.
+    pub(super) fn resize_pty(&self, req: ResizePtyRequest) -> Result<Empty, TaskError> {
+        let inner = self.lock();
+        let p = inner.process(&req.id, &req.exec_id)?;
+        let what = super::exits::label(&req.id, &req.exec_id);
+        let console = p
+            .held_io
+            .console
+            .as_ref()
+            .ok_or_else(|| TaskError::precondition(format!("{what} has no terminal")))?;
+        console
+            .resize(req.width, req.height)
+            .map_err(|e| TaskError::internal(format!("{what}: {e}")))?;
+        Ok(Empty::new())
     }
 }

@@ -187,7 +187,7 @@ impl TaskService {
             .map_err(|e| TaskError::internal(format!("{what}: process spec: {e}")))?;
         write_atomic(bundle, &format!("{name}.json"), &body)
             .map_err(|e| TaskError::internal(format!("{what}: {e}")))?;
-        let (create_io, held) = match io::open_stdio(stdio) {
+        let (create_io, mut held) = match io::open_stdio(stdio) {
             Ok(v) => v,
             Err(e) => {
                 cleanup();
@@ -205,6 +205,8 @@ impl TaskService {
         let pids = (read_pid(&pid_file), read_pid(&internal_file));
         cleanup();
         ran?;
+        io::attach_console(stdio, &mut held)
+            .map_err(|e| TaskError::internal(format!("{what}: {e}")))?;
         match pids {
             (Some(pid), internal) => Ok((pid, internal.unwrap_or(0), held)),
             (None, _) => Err(TaskError::internal(format!(

@@ -78,6 +78,7 @@ impl TaskService {
             }
             "CloseIO" => reply(call(method, &payload, |r| s.close_io(r))),
             "Exec" => reply(call(method, &payload, |r| s.exec(r))),
+            "ResizePty" => reply(call(method, &payload, |r| s.resize_pty(r))),
             "Wait" => {
                 let req = containerd_shim_protos::api::WaitRequest::parse_from_bytes(&payload);
                 match req {
