@@ -11,6 +11,7 @@
 //! [`OutputDrain`]); containerd-shim-runc-v2 loses that tail under load.
 
 pub mod console;
+pub mod logging_uri;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -199,10 +200,14 @@ fn dev_null(write: bool) -> Result<OwnedFd, IoError> {
     )
 }
 
+fn is_uri(path: &str) -> bool {
+    path.contains("://")
+}
+
 fn check_uri(path: &str) -> Result<(), IoError> {
-    if let Some((scheme, _)) = path.split_once("://") {
+    if is_uri(path) {
         return Err(IoError(format!(
-            "stdio {path}: the {scheme}:// log URI is not supported by this shim version"
+            "stdio {path}: a log URI can only take a process's output"
         )));
     }
     Ok(())
@@ -251,9 +256,14 @@ fn open_output(path: &str, held: &mut HeldIo) -> Result<OwnedFd, IoError> {
     Ok(wr)
 }
 
-/// Opens a process's stdio for `create`; returns the fds for the runtime and
-/// the ones the shim keeps.
-pub fn open_stdio(paths: &StdioPaths) -> Result<(CreateIo, HeldIo), IoError> {
+/// Opens a process's stdio for `create`/`exec`; returns the fds for the
+/// runtime and the ones the shim keeps. `container` and `namespace` go to a
+/// `binary://` logger's environment.
+pub fn open_stdio(
+    paths: &StdioPaths,
+    container: &str,
+    namespace: &str,
+) -> Result<(CreateIo, HeldIo), IoError> {
     let mut held = HeldIo::default();
     if paths.terminal {
         // The runtime makes the pty; its own stdio goes nowhere.
@@ -271,6 +281,24 @@ pub fn open_stdio(paths: &StdioPaths) -> Result<(CreateIo, HeldIo), IoError> {
         return Ok((io, held));
     }
     let stdin = open_stdin(&paths.stdin, &mut held)?;
+    if is_uri(&paths.stdout) {
+        if !paths.stderr.is_empty() && paths.stderr != paths.stdout {
+            return Err(IoError(format!(
+                "log URI {}: stderr must go to the same URI (got {:?})",
+                paths.stdout, paths.stderr
+            )));
+        }
+        let (stdout, stderr) = logging_uri::open(&paths.stdout, container, namespace, &mut held)?;
+        return Ok((
+            CreateIo {
+                stdin,
+                stdout,
+                stderr,
+                console_socket: None,
+            },
+            held,
+        ));
+    }
     let stdout = open_output(&paths.stdout, &mut held)?;
     let stderr = if !paths.stderr.is_empty() && paths.stderr == paths.stdout {
         stdout
@@ -320,7 +348,7 @@ mod tests {
 
     #[test]
     fn null_io_uses_dev_null() {
-        let (io, held) = open_stdio(&StdioPaths::default()).unwrap();
+        let (io, held) = open_stdio(&StdioPaths::default(), "c", "ns").unwrap();
         let mut out = std::fs::File::from(io.stdout);
         out.write_all(b"discarded").unwrap();
         assert!(held.stdin.is_none() && held.output_keepalive.is_empty());
@@ -334,7 +362,7 @@ mod tests {
             stdout: out.clone(),
             ..Default::default()
         };
-        let (io, held) = open_stdio(&paths).unwrap();
+        let (io, held) = open_stdio(&paths, "c", "ns").unwrap();
         // No client reader: writing must not SIGPIPE/EPIPE thanks to the kept read end.
         let mut w = std::fs::File::from(io.stdout);
         w.write_all(b"early output").unwrap();
@@ -361,7 +389,7 @@ mod tests {
             stdout: out.clone(),
             ..Default::default()
         };
-        let (io, held) = open_stdio(&paths).unwrap();
+        let (io, held) = open_stdio(&paths, "c", "ns").unwrap();
         assert!(held.unread_output().is_none(), "nothing written yet");
         let mut r = std::fs::OpenOptions::new()
             .read(true)
@@ -392,7 +420,7 @@ mod tests {
             stdout: out,
             ..Default::default()
         };
-        let (io, held) = open_stdio(&paths).unwrap();
+        let (io, held) = open_stdio(&paths, "c", "ns").unwrap();
         std::fs::File::from(io.stdout).write_all(b"unread").unwrap();
         let start = Instant::now();
         assert_eq!(held.unread_output().unwrap().wait(), 6);
@@ -411,7 +439,7 @@ mod tests {
             stdin: inp.clone(),
             ..Default::default()
         };
-        let (io, held) = open_stdio(&paths).unwrap();
+        let (io, held) = open_stdio(&paths, "c", "ns").unwrap();
         let mut client = std::fs::OpenOptions::new().write(true).open(&inp).unwrap();
         client.write_all(b"hello").unwrap();
         drop(client);
@@ -430,7 +458,7 @@ mod tests {
             stdin: inp,
             ..Default::default()
         };
-        let (io, mut held) = open_stdio(&paths).unwrap();
+        let (io, mut held) = open_stdio(&paths, "c", "ns").unwrap();
         held.close_stdin();
         let mut all = Vec::new();
         std::fs::File::from(io.stdin).read_to_end(&mut all).unwrap();
@@ -439,18 +467,26 @@ mod tests {
 
     #[test]
     fn missing_path_and_uri_are_named() {
-        let e = open_stdio(&StdioPaths {
-            stdout: "/nonexistent/fifo".into(),
-            ..Default::default()
-        })
+        let e = open_stdio(
+            &StdioPaths {
+                stdout: "/nonexistent/fifo".into(),
+                ..Default::default()
+            },
+            "c",
+            "ns",
+        )
         .unwrap_err();
         assert!(e.0.contains("/nonexistent/fifo"), "{e}");
-        let e = open_stdio(&StdioPaths {
-            stdout: "binary:///usr/bin/logger".into(),
-            ..Default::default()
-        })
+        let e = open_stdio(
+            &StdioPaths {
+                stdout: "syslog:///dev/log".into(),
+                ..Default::default()
+            },
+            "c",
+            "ns",
+        )
         .unwrap_err();
-        assert!(e.0.contains("binary://"), "{e}");
+        assert!(e.0.contains("syslog://"), "{e}");
     }
 
     use std::os::unix::fs::OpenOptionsExt;

@@ -176,7 +176,7 @@ pub fn create(
         stderr: req.stderr.clone(),
         terminal: req.terminal,
     };
-    let (create_io, mut held_io) = match io::open_stdio(&stdio) {
+    let (create_io, mut held_io) = match io::open_stdio(&stdio, &req.id, namespace) {
         Ok(v) => v,
         Err(e) => {
             undo_mounts();

@@ -187,7 +187,7 @@ impl TaskService {
             .map_err(|e| TaskError::internal(format!("{what}: process spec: {e}")))?;
         write_atomic(bundle, &format!("{name}.json"), &body)
             .map_err(|e| TaskError::internal(format!("{what}: {e}")))?;
-        let (create_io, mut held) = match io::open_stdio(stdio) {
+        let (create_io, mut held) = match io::open_stdio(stdio, &req.id, &self.namespace) {
             Ok(v) => v,
             Err(e) => {
                 cleanup();
