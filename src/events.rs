@@ -187,6 +187,8 @@ fn drain(inner: Arc<(Mutex<Queue>, Condvar)>, address: String) {
     let (lock, cv) = &*inner;
     let mut client: Option<Client> = None;
     let mut backoff = Duration::from_millis(20);
+    // Failed attempts for the event at the head of the queue.
+    let mut failures = 0u32;
     loop {
         let env = {
             let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -219,6 +221,14 @@ fn drain(inner: Arc<(Mutex<Queue>, Condvar)>, address: String) {
                 None => false,
             }
         };
+        if delivered && failures > 0 {
+            log::info!(
+                "delivered {} after {} attempts (containerd was away)",
+                env.topic,
+                failures + 1
+            );
+        }
+        failures = if delivered { 0 } else { failures + 1 };
         let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
         if delivered {
             q.items.pop_front();

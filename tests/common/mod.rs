@@ -217,15 +217,33 @@ impl Env {
             )
             .expect("writing nucleus.toml");
         }
-        let log = std::fs::File::create(dir.join("containerd.log")).expect("containerd log");
+        let mut env = Env {
+            dir,
+            address,
+            namespace: format!("t-{}", test.replace("::", "-").replace('_', "-")),
+            containerd: None,
+        };
+        env.spawn_containerd();
+        env.clear_stale_runtime_state();
+        env.wait_containerd();
+        Some(env)
+    }
+
+    /// Starts this test's containerd (the shim on its PATH).
+    fn spawn_containerd(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("containerd.log"))
+            .expect("containerd log");
         let path = format!(
             "{}:{}",
-            dir.join("bin").display(),
+            self.dir.join("bin").display(),
             std::env::var("PATH").unwrap_or_default()
         );
         let child = Command::new("containerd")
             .arg("--config")
-            .arg(dir.join("config.toml"))
+            .arg(self.dir.join("config.toml"))
             .env("PATH", path)
             .env_remove("NUCLEUS_CONFIG")
             .stdin(Stdio::null())
@@ -233,23 +251,34 @@ impl Env {
             .stderr(log)
             .spawn()
             .expect("starting containerd");
-        let env = Env {
-            dir,
-            address,
-            namespace: format!("t-{}", test.replace("::", "-").replace('_', "-")),
-            containerd: Some(child),
-        };
-        env.clear_stale_runtime_state();
+        self.containerd = Some(child);
+    }
+
+    fn wait_containerd(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !env.ctr(&["version"]).status.success() {
+        while !self.ctr(&["version"]).status.success() {
             assert!(
                 Instant::now() < deadline,
                 "containerd did not come up:\n{}",
-                env.containerd_log()
+                self.containerd_log()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Some(env)
+    }
+
+    /// Kills containerd (SIGKILL: no cleanup on its side) and returns once
+    /// it is gone; the shims keep running.
+    pub fn kill_containerd(&mut self) {
+        if let Some(mut c) = self.containerd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts containerd again on the same root, state and socket.
+    pub fn start_containerd(&mut self) {
+        self.spawn_containerd();
+        self.wait_containerd();
     }
 
     /// Removes runtime containers an interrupted earlier run of this test
