@@ -174,9 +174,43 @@ fn oom_kill_is_reported(backend: &str, test: &str) {
     env.assert_clean(backend, &["hog"]);
 }
 
+/// `ctr task checkpoint`: through CRIU on runc/crun where the host can
+/// (then /tasks/checkpointed), otherwise an error that says why; runsc
+/// answers Unimplemented. Either way the container keeps running.
+fn checkpoint_works_or_says_why(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let events = env.events();
+    sleeper(&env, backend, "box");
+    let out = env.ctr(&["task", "checkpoint", "box"]);
+    let err = text(&out.stderr);
+    if out.status.success() {
+        assert_ne!(backend, "runsc");
+    } else {
+        let why = match backend {
+            "runsc" => "not supported on runsc",
+            _ => "criu",
+        };
+        assert!(
+            err.to_lowercase().contains(why) || err.contains("checkpoint command"),
+            "{err}"
+        );
+    }
+    env.wait_status("box", "RUNNING");
+    finish(&env, "box");
+    let checkpointed = events
+        .collect("box")
+        .iter()
+        .any(|(t, _)| t == "/tasks/checkpointed");
+    assert_eq!(checkpointed, out.status.success(), "{err}");
+    env.assert_clean(backend, &["box"]);
+}
+
 on_each_backend!(
     pause_and_resume,
     update_through_ttrpc,
     metrics,
-    oom_kill_is_reported
+    oom_kill_is_reported,
+    checkpoint_works_or_says_why
 );

@@ -314,6 +314,28 @@ impl Runtime {
         self.exec(runner, "events", id, cmd, true).map(|o| o.stdout)
     }
 
+    /// `checkpoint --image-path P --work-path W [--leave-running] [flags] ID`.
+    pub fn checkpoint(
+        &self,
+        runner: &dyn CommandRunner,
+        id: &str,
+        image_path: &Path,
+        work_path: &Path,
+        leave_running: bool,
+        extra: &[&str],
+    ) -> Result<(), RuntimeError> {
+        let rid = self.runtime_id(id);
+        let (image, work) = (image_path.to_string_lossy(), work_path.to_string_lossy());
+        let mut args = vec!["checkpoint", "--image-path", &image, "--work-path", &work];
+        if leave_running {
+            args.push("--leave-running");
+        }
+        args.extend(extra);
+        args.push(&rid);
+        self.exec(runner, "checkpoint", id, self.command(&args), true)
+            .map(drop)
+    }
+
     /// `pause ID`.
     pub fn pause(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
         let rid = self.runtime_id(id);

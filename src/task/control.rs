@@ -1,10 +1,12 @@
 //! Pause, Resume and Update of a running container.
 
 use containerd_shim_protos::api::{
-    Empty, PauseRequest, ResizePtyRequest, ResumeRequest, StatsRequest, StatsResponse,
-    UpdateTaskRequest,
+    CheckpointTaskRequest, Empty, PauseRequest, ResizePtyRequest, ResumeRequest, StatsRequest,
+    StatsResponse, UpdateTaskRequest,
 };
-use containerd_shim_protos::events::task::{TaskPaused, TaskResumed};
+use containerd_shim_protos::events::task::{TaskCheckpointed, TaskPaused, TaskResumed};
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim::oci::CheckpointOptions;
 use containerd_shim_protos::topics;
 
 use super::container::Container;
@@ -166,6 +168,92 @@ impl TaskService {
         console
             .resize(req.width, req.height)
             .map_err(|e| TaskError::internal(format!("{what}: {e}")))?;
+        Ok(Empty::new())
+    }
+
+    /// Checkpoint through runc or crun with CRIU; on runsc, and where CRIU
+    /// or the runtime's checkpoint command is missing, Unimplemented with
+    /// the reason.
+    pub(super) fn checkpoint(&self, req: CheckpointTaskRequest) -> Result<Empty, TaskError> {
+        let what = format!("container {}", req.id);
+        let (runtime, bundle) = {
+            let inner = self.lock();
+            let c = inner.get(&req.id)?;
+            running(c)?;
+            (c.runtime.clone(), c.bundle.clone())
+        };
+        if runtime.backend == Backend::Runsc {
+            return Err(TaskError::unimplemented(format!(
+                "{what}: checkpoint is not supported on runsc by this shim (runsc's experimental \
+                 checkpoint is not the CRIU image containerd expects)"
+            )));
+        }
+        if crate::config::find_binary("criu", std::env::var("PATH").ok().as_deref()).is_none() {
+            return Err(TaskError::unimplemented(format!(
+                "{what}: checkpoint needs CRIU, and criu is not on PATH"
+            )));
+        }
+        let opts = match req.options.as_ref().filter(|a| !a.value.is_empty()) {
+            Some(any) => CheckpointOptions::parse_from_bytes(&any.value)
+                .map_err(|e| TaskError::invalid(format!("{what}: checkpoint options: {e}")))?,
+            None => CheckpointOptions::new(),
+        };
+        let image = if opts.image_path.is_empty() {
+            req.path.clone()
+        } else {
+            opts.image_path.clone()
+        };
+        if image.is_empty() {
+            return Err(TaskError::invalid(format!(
+                "{what}: checkpoint needs an image path"
+            )));
+        }
+        let work = if opts.work_path.is_empty() {
+            bundle.join("criu-work")
+        } else {
+            std::path::PathBuf::from(&opts.work_path)
+        };
+        let _ = std::fs::create_dir_all(&work);
+        let mut extra = Vec::new();
+        for (on, flag) in [
+            (opts.open_tcp, "--tcp-established"),
+            (opts.external_unix_sockets, "--ext-unix-sk"),
+            (opts.terminal, "--shell-job"),
+            (opts.file_locks, "--file-locks"),
+        ] {
+            if on {
+                extra.push(flag);
+            }
+        }
+        let result = runtime.checkpoint(
+            self.runner.as_ref(),
+            &req.id,
+            std::path::Path::new(&image),
+            &work,
+            !opts.exit,
+            &extra,
+        );
+        if let Err(e) = result {
+            if e.message.contains("unknown command") {
+                return Err(TaskError::unimplemented(format!(
+                    "{what}: {} on this host has no checkpoint command (built without CRIU)",
+                    runtime.backend.name()
+                )));
+            }
+            let named = e.to_string().contains("log file");
+            let log = work.join("dump.log");
+            return Err(TaskError::internal(if named || !log.exists() {
+                format!("{what}: {e}")
+            } else {
+                format!("{what}: {e} (CRIU's log: {})", log.display())
+            }));
+        }
+        let mut ev = TaskCheckpointed::new();
+        ev.container_id = req.id.clone();
+        ev.checkpoint = image.clone();
+        self.events
+            .publish(topics::TASK_CHECKPOINTED_EVENT_TOPIC, &ev);
+        log::info!("{what}: checkpointed to {image}");
         Ok(Empty::new())
     }
 }

@@ -90,7 +90,7 @@ impl TaskService {
                 }
             }
             "Create" | "Start" | "Delete" | "Kill" | "Pids" | "Pause" | "Resume" | "Update"
-            | "Stats" => {
+            | "Stats" | "Checkpoint" => {
                 let m = method.to_string();
                 let slot = Arc::new(std::sync::Mutex::new(Some(reply)));
                 let worker_slot = slot.clone();
@@ -104,6 +104,7 @@ impl TaskService {
                         "Resume" => call(&m, &payload, |r| s.resume(r)),
                         "Update" => call(&m, &payload, |r| s.update(r)),
                         "Stats" => call(&m, &payload, |r| s.stats(r)),
+                        "Checkpoint" => call(&m, &payload, |r| s.checkpoint(r)),
                         _ => call(&m, &payload, |r| s.pids(r)),
                     };
                     let reply = worker_slot.lock().unwrap_or_else(|p| p.into_inner()).take();
