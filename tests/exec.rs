@@ -64,6 +64,8 @@ fn exec_runs_and_reports(backend: &str, test: &str) {
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "through exec stdin\n");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(env.shim_zombies().is_empty(), "{:?}", env.shim_zombies());
 
     finish(&env, "box");
     let topics: Vec<(String, String)> = events

@@ -240,6 +240,7 @@ impl TaskService {
         if !req.exec_id.is_empty() {
             return self.delete_exec(req);
         }
+        self.wait_drained(&req.id);
         let c = {
             let mut inner = self.lock();
             let c = inner.get(&req.id)?;
@@ -276,6 +277,23 @@ impl TaskService {
         log::info!("container {}: deleted", req.id);
         answer_all(reports);
         Ok(delete_response(c.init.pid, status, at))
+    }
+
+    /// Output still on its way to a client is given its bounded time
+    /// before Delete tears the container down.
+    fn wait_drained(&self, id: &str) {
+        let deadline = std::time::Instant::now() + crate::io::OutputDrain::LIMIT;
+        loop {
+            let draining = self.lock().containers.get(id).is_some_and(|c| {
+                std::iter::once(&c.init)
+                    .chain(c.execs.values())
+                    .any(|p| p.draining)
+            });
+            if !draining || std::time::Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     pub(super) fn state(&self, req: StateRequest) -> Result<StateResponse, TaskError> {

@@ -437,6 +437,34 @@ impl Env {
         Path::new("/run/containerd/s").join(hex)
     }
 
+    /// Zombie children of this test's shims (exits the shim failed to reap).
+    pub fn shim_zombies(&self) -> Vec<String> {
+        let shims: Vec<u32> = live_processes()
+            .into_iter()
+            .filter(|(_, cmd)| {
+                cmd.contains(&format!("-address {}", self.address))
+                    && cmd.contains(&format!("-namespace {}", self.namespace))
+            })
+            .map(|(pid, _)| pid)
+            .collect();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            let mut f = rest.split_whitespace();
+            let (state, ppid) = (f.next(), f.next().and_then(|p| p.parse::<u32>().ok()));
+            if state == Some("Z") && ppid.is_some_and(|p| shims.contains(&p)) {
+                out.push(stat.trim().to_string());
+            }
+        }
+        out
+    }
+
     /// Live processes whose command line mentions `needle`.
     pub fn processes_with(&self, needle: &str) -> Vec<String> {
         live_processes()
