@@ -126,6 +126,8 @@ fn exec_refusals_signals_and_order(backend: &str, test: &str) {
     ]);
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     let before = text(&env.ctr(&["task", "ps", "box"]).stdout);
+    // `ctr task ps` names the exec behind each exec pid.
+    assert!(before.contains("one") && before.contains("two"), "{before}");
     let out = env.ctr(&["task", "kill", "--exec-id", "one", "-s", "SIGKILL", "box"]);
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     // The init and "two" keep running.

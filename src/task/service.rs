@@ -13,7 +13,9 @@ use containerd_shim_protos::api::{
     Status as TaskStatus, WaitRequest, WaitResponse,
 };
 use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskIO, TaskStart};
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim::oci::ProcessDetails;
 use containerd_shim_protos::topics;
 
 use super::container::{self, Container};
@@ -355,9 +357,23 @@ impl TaskService {
     }
 
     pub(super) fn pids(&self, req: PidsRequest) -> Result<PidsResponse, TaskError> {
-        let runtime = {
+        let (runtime, execs) = {
             let inner = self.lock();
-            inner.get(&req.id)?.runtime.clone()
+            let c = inner.get(&req.id)?;
+            // runsc's ps lists pids inside the sandbox.
+            let sandboxed = c.runtime.backend == crate::runtime::Backend::Runsc;
+            let execs: HashMap<u32, String> = c
+                .execs
+                .values()
+                .map(|p| {
+                    (
+                        if sandboxed { p.internal_pid } else { p.pid },
+                        p.exec_id.clone(),
+                    )
+                })
+                .filter(|(pid, _)| *pid != 0)
+                .collect();
+            (c.runtime.clone(), execs)
         };
         let pids = runtime.ps(self.runner.as_ref(), &req.id)?;
         let mut r = PidsResponse::new();
@@ -366,6 +382,15 @@ impl TaskService {
             .map(|pid| {
                 let mut p = ProcessInfo::new();
                 p.pid = pid;
+                // Like runc-v2: an exec's pid carries its exec id.
+                if let Some(exec_id) = execs.get(&pid) {
+                    let mut details = ProcessDetails::new();
+                    details.exec_id = exec_id.clone();
+                    let mut any = Any::new();
+                    any.type_url = "containerd.runc.v1.ProcessDetails".into();
+                    any.value = details.write_to_bytes().unwrap_or_default();
+                    p.info = Some(any).into();
+                }
                 p
             })
             .collect();
