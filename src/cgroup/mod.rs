@@ -100,7 +100,8 @@ impl Cgroup {
     /// directly: memory, cpu shares/quota/period, pids.
     pub fn apply(&self, resources: &Value) -> Result<(), CgroupError> {
         let num = |ptr: &str| resources.pointer(ptr).and_then(Value::as_i64);
-        if let Some(limit) = num("/memory/limit") {
+        // 0 means "leave as is", as in runc.
+        if let Some(limit) = num("/memory/limit").filter(|l| *l != 0) {
             let v2 = if limit < 0 {
                 "max".to_string()
             } else {
@@ -114,6 +115,12 @@ impl Cgroup {
             if self.unified {
                 self.write("memory", "", "memory.max", &v2)?;
             } else {
+                // memory+swap may not be below memory: raise it first.
+                let memsw = self.file("memory", "memory.memsw.limit_in_bytes", "");
+                let current = read_u64(&memsw);
+                if memsw.exists() && (limit < 0 || limit as u64 > current) {
+                    self.write("memory", "memory.memsw.limit_in_bytes", "", &v1)?;
+                }
                 self.write("memory", "memory.limit_in_bytes", "", &v1)?;
             }
         }
@@ -130,10 +137,18 @@ impl Cgroup {
         let period = num("/cpu/period").filter(|p| *p > 0);
         if quota.is_some() || period.is_some() {
             if self.unified {
-                let q = quota
-                    .filter(|q| *q > 0)
-                    .map_or("max".to_string(), |q| q.to_string());
-                let p = period.unwrap_or(100_000);
+                // Keep what the update does not name.
+                let current =
+                    std::fs::read_to_string(self.file("cpu", "", "cpu.max")).unwrap_or_default();
+                let mut cur = current.split_whitespace();
+                let cur_q = cur.next().unwrap_or("max").to_string();
+                let cur_p = cur.next().unwrap_or("100000").to_string();
+                let q = match quota {
+                    Some(q) if q > 0 => q.to_string(),
+                    Some(_) => "max".to_string(),
+                    None => cur_q,
+                };
+                let p = period.map_or(cur_p, |p| p.to_string());
                 self.write("cpu", "", "cpu.max", &format!("{q} {p}"))?;
             } else {
                 if let Some(p) = period {
@@ -144,7 +159,8 @@ impl Cgroup {
                 }
             }
         }
-        if let Some(limit) = num("/pids/limit") {
+        // 0 means "leave as is", as in runc; negative means unlimited.
+        if let Some(limit) = num("/pids/limit").filter(|l| *l != 0) {
             let v = if limit > 0 {
                 limit.to_string()
             } else {
@@ -239,12 +255,22 @@ mod tests {
         std::fs::write(root2.path().join("cgroup.controllers"), "").unwrap();
         std::fs::create_dir_all(root2.path().join("ns/c")).unwrap();
         let cg = Cgroup::at(root2.path(), &spec, false).unwrap();
+        std::fs::write(root2.path().join("ns/c/cpu.max"), "50000 200000\n").unwrap();
+        std::fs::write(root2.path().join("ns/c/pids.max"), "64\n").unwrap();
         cg.apply(&json!({"memory": {"limit": -1}, "cpu": {"quota": 20000}, "pids": {"limit": 0}}))
             .unwrap();
         let r = |p: &str| std::fs::read_to_string(root2.path().join(p)).unwrap();
         assert_eq!(r("ns/c/memory.max"), "max");
-        assert_eq!(r("ns/c/cpu.max"), "20000 100000");
+        assert_eq!(r("ns/c/cpu.max"), "20000 200000", "the period is kept");
+        assert_eq!(r("ns/c/pids.max"), "64\n", "0 leaves the limit as is");
+        cg.apply(&json!({"pids": {"limit": -1}, "memory": {"limit": 0}}))
+            .unwrap();
         assert_eq!(r("ns/c/pids.max"), "max");
+        assert_eq!(
+            r("ns/c/memory.max"),
+            "max",
+            "0 leaves the memory limit as is"
+        );
         let e = Cgroup::at(tempfile::tempdir().unwrap().path(), &spec, false)
             .unwrap()
             .apply(&json!({"pids": {"limit": 1}}))

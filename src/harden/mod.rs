@@ -166,7 +166,7 @@ impl ExecRules {
         }
         if let Some(pids) = spec::existing(obj, "pids", "resources.pids")? {
             let limit = pids.get("limit").and_then(Value::as_i64);
-            if limit.is_some_and(|l| l <= 0) || pids.contains_key("limit") && limit.is_none() {
+            if limit.is_some_and(|l| l < 0) || pids.contains_key("limit") && limit.is_none() {
                 report.set(
                     "update",
                     "resources.pids.limit",
@@ -401,6 +401,12 @@ mod tests {
         );
         assert_eq!(r.changes.len(), 2);
         let mut fine = json!({"pids": {"limit": 100}, "cpu": {"shares": 512}});
+        let mut unchanged = json!({"pids": {"limit": 0}});
+        assert!(rules
+            .apply_update(&mut unchanged, Backend::Runc)
+            .unwrap()
+            .changes
+            .is_empty());
         assert!(rules
             .apply_update(&mut fine, Backend::Runc)
             .unwrap()

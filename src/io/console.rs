@@ -3,7 +3,7 @@
 //! copies the master to the stdout FIFO and the stdin FIFO to the master,
 //! and resizes it for ResizePty.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 use super::IoError;
@@ -90,9 +91,14 @@ impl ConsoleSocket {
             .map_err(|e| IoError(format!("console socket: {e}")))?
         {
             if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                if let Some(fd) = fds.first() {
-                    // SAFETY: SCM_RIGHTS handed this process a new fd it owns.
-                    return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd) });
+                // SAFETY: SCM_RIGHTS handed this process new fds it owns.
+                let mut owned: Vec<OwnedFd> = fds
+                    .iter()
+                    .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd) })
+                    .collect();
+                if !owned.is_empty() {
+                    // Any extra fds are closed as `owned` drops.
+                    return Ok(owned.swap_remove(0));
                 }
             }
         }
@@ -117,12 +123,11 @@ pub struct Console {
 }
 
 impl Console {
-    /// Starts copying `master` to the stdout FIFO and the stdin FIFO (if
-    /// any) to `master`. A read end of the stdout FIFO is pushed to
-    /// `keepalive` (no SIGPIPE when the client goes, and drain tracking).
+    /// Starts copying `master` to the stdout FIFO. A read end of the FIFO is
+    /// pushed to `keepalive` (no SIGPIPE when the client goes, and drain
+    /// tracking). stdin is a [`super::stdin::StdinCopy`] into the master.
     pub fn start(
         master: OwnedFd,
-        stdin: &str,
         stdout: &str,
         keepalive: &mut Vec<OwnedFd>,
     ) -> Result<Console, IoError> {
@@ -140,18 +145,6 @@ impl Console {
             spawn("console-out", move || {
                 copy(&m, out);
                 done.store(true, Ordering::SeqCst);
-            })?;
-        }
-        if !stdin.is_empty() {
-            let path = stdin.to_string();
-            let m = master.clone();
-            spawn("console-in", move || {
-                // Blocks until the client opens its writer.
-                if let Ok(src) = std::fs::File::open(&path) {
-                    if let Ok(dst) = m.try_clone() {
-                        copy_into(src, std::fs::File::from(dst));
-                    }
-                }
             })?;
         }
         Ok(Console {
@@ -201,16 +194,13 @@ fn copy(master: &OwnedFd, mut out: std::fs::File) {
                 }
             }
             Err(nix::Error::EINTR) => continue,
+            // The stdin copy shares the master's file description and makes
+            // it non-blocking: wait for data (or the hangup) instead.
+            Err(nix::Error::EAGAIN) => {
+                let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::NONE);
+            }
             Err(_) => break,
-        }
-    }
-}
-
-fn copy_into(mut src: std::fs::File, mut dst: std::fs::File) {
-    let mut buf = vec![0u8; 8 * 1024];
-    while let Ok(n) = src.read(&mut buf) {
-        if n == 0 || dst.write_all(&buf[..n]).is_err() {
-            break;
         }
     }
 }
@@ -276,7 +266,7 @@ mod tests {
             .open(&out)
             .unwrap();
         let mut keep = Vec::new();
-        let console = Console::start(master, "", &out_s, &mut keep).unwrap();
+        let console = Console::start(master, &out_s, &mut keep).unwrap();
         console.resize(77, 22).unwrap();
         let mut slave = std::fs::OpenOptions::new()
             .read(true)
@@ -302,5 +292,6 @@ mod tests {
         assert!(got.starts_with("hi"), "{got:?}");
     }
 
+    use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
 }

@@ -116,6 +116,18 @@ fn start_logger(
     namespace: &str,
     held: &mut HeldIo,
 ) -> Result<(OwnedFd, OwnedFd), IoError> {
+    // std's spawn with pre_exec reports a failed exec by waiting for the
+    // child, which the shim's reaper may take first: check the binary here.
+    let executable = std::fs::metadata(path)
+        .map(|m| {
+            m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+        })
+        .unwrap_or(false);
+    if !executable {
+        return Err(IoError(format!(
+            "logging binary {path}: cannot start: not an executable file"
+        )));
+    }
     let (out_r, out_w) = pipe("stdout")?;
     let (err_r, err_w) = pipe("stderr")?;
     let (ready_r, ready_w) = pipe("ready")?;
@@ -132,10 +144,10 @@ fn start_logger(
         cmd.pre_exec(move || {
             // Onto 3, 4, 5 without CLOEXEC; the sources are >= 3 as well, so
             // move them out of the way first.
-            let high: Vec<i32> = child_fds
-                .iter()
-                .map(|fd| libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10))
-                .collect();
+            let mut high = [-1i32; 3];
+            for (h, fd) in high.iter_mut().zip(child_fds) {
+                *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+            }
             for (i, fd) in high.iter().enumerate() {
                 if *fd < 0 || libc::dup2(*fd, 3 + i as i32) < 0 {
                     return Err(std::io::Error::last_os_error());
@@ -144,7 +156,7 @@ fn start_logger(
             Ok(())
         });
     }
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| IoError(format!("logging binary {path}: cannot start: {e}")))?;
     drop(ready_w);
@@ -167,6 +179,7 @@ fn start_logger(
     let ms = READY_TIMEOUT.as_millis() as u16;
     let ready = matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0);
     if !ready {
+        let _ = child.kill();
         return Err(IoError(format!(
             "logging binary {path} (pid {}) did not signal ready on fd 5 within {}s",
             child.id(),
@@ -262,5 +275,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("cannot start"), "{e}");
+        let e = open(
+            &format!("binary://{}", dir.path().display()),
+            "c",
+            "n",
+            &mut HeldIo::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("not an executable"), "{e}");
     }
 }

@@ -12,11 +12,12 @@
 
 pub mod console;
 pub mod logging_uri;
+pub mod stdin;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
@@ -38,19 +39,11 @@ pub struct StdioPaths {
     pub terminal: bool,
 }
 
-/// The stdin copy: the pipe's write end (shared with the copy thread) and
-/// the FIFO path.
-#[derive(Debug)]
-pub struct StdinCopy {
-    pipe: Arc<Mutex<Option<std::fs::File>>>,
-    fifo: String,
-}
-
 /// What the shim keeps for a process's lifetime.
 #[derive(Debug, Default)]
 pub struct HeldIo {
     /// The stdin copy, until CloseIO or exit.
-    pub stdin: Option<StdinCopy>,
+    pub stdin: Option<stdin::StdinCopy>,
     /// Read ends of the output FIFOs.
     pub output_keepalive: Vec<OwnedFd>,
     /// The terminal of a `terminal: true` process.
@@ -63,10 +56,7 @@ impl HeldIo {
     /// Gives the process EOF on stdin now, and ends the copy thread.
     pub fn close_stdin(&mut self) {
         if let Some(copy) = self.stdin.take() {
-            copy.pipe.lock().unwrap_or_else(|p| p.into_inner()).take();
-            // A copy thread still waiting for a client writer is released by
-            // a writer that opens and closes at once.
-            let _ = open_path(&copy.fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK);
+            copy.close();
         }
     }
 
@@ -150,28 +140,6 @@ impl Drop for HeldIo {
     }
 }
 
-/// Copies the stdin FIFO into the pipe until EOF, an error or CloseIO.
-fn copy_stdin(fifo: String, pipe: Arc<Mutex<Option<std::fs::File>>>) {
-    use std::io::{Read, Write};
-    // Blocks until the client opens its writer (or close_stdin pokes it).
-    let Ok(mut src) = std::fs::File::open(&fifo) else {
-        return;
-    };
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let mut guard = pipe.lock().unwrap_or_else(|p| p.into_inner());
-        let written = guard.as_mut().map(|w| w.write_all(&buf[..n]).is_ok());
-        if written != Some(true) {
-            break;
-        }
-    }
-    pipe.lock().unwrap_or_else(|p| p.into_inner()).take();
-}
-
 fn is_fifo(path: &str) -> Result<bool, IoError> {
     let st = stat(path).map_err(|e| IoError(format!("stdio {path}: {e}")))?;
     Ok(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFIFO)
@@ -225,17 +193,7 @@ fn open_stdin(path: &str, held: &mut HeldIo) -> Result<OwnedFd, IoError> {
     }
     let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| IoError(format!("stdin pipe for {path}: {e}")))?;
-    let pipe = Arc::new(Mutex::new(Some(std::fs::File::from(wr))));
-    let (fifo, shared) = (path.to_string(), pipe.clone());
-    std::thread::Builder::new()
-        .name("stdin".into())
-        .stack_size(64 * 1024)
-        .spawn(move || copy_stdin(fifo, shared))
-        .map_err(|e| IoError(format!("stdin {path}: cannot start the copy thread: {e}")))?;
-    held.stdin = Some(StdinCopy {
-        pipe,
-        fifo: path.to_string(),
-    });
+    held.stdin = Some(stdin::StdinCopy::start(path, wr)?);
     Ok(rd)
 }
 
@@ -326,9 +284,14 @@ pub fn attach_console(paths: &StdioPaths, held: &mut HeldIo) -> Result<(), IoErr
         return Ok(());
     };
     let master = socket.receive(Instant::now() + Duration::from_secs(5))?;
+    if !paths.stdin.is_empty() {
+        let dest = master
+            .try_clone()
+            .map_err(|e| IoError(format!("terminal: {e}")))?;
+        held.stdin = Some(stdin::StdinCopy::start(&paths.stdin, dest)?);
+    }
     held.console = Some(console::Console::start(
         master,
-        &paths.stdin,
         &paths.stdout,
         &mut held.output_keepalive,
     )?);

@@ -106,10 +106,11 @@ impl TaskService {
             p.starting = true;
             (runtime, p.exec_spec.clone(), p.stdio.clone(), bundle)
         };
+        let since = std::time::Instant::now();
         let result = self.run_exec(&req, &runtime, spec, &stdio, &bundle);
         let mut inner = self.lock();
         let early = match &result {
-            Ok((pid, _, _)) => inner.take_unclaimed(*pid),
+            Ok((pid, _, _)) => inner.take_unclaimed(*pid, since),
             Err(_) => None,
         };
         let c = inner
@@ -124,14 +125,25 @@ impl TaskService {
         let (pid, internal_pid, held) = match result {
             Ok(v) => v,
             Err(e) => {
-                // Whatever the runtime's outcome, an exec whose start failed is
-                // over: recorded as exited so Wait and Delete can finish.
-                let reports = self.record_exit(c, &req.exec_id, 255, SystemTime::now());
+                // An exec whose start failed never ran: Wait and Delete can
+                // finish, and no TaskExit follows a start that did not happen.
+                let waiters = p.abandon(255, SystemTime::now());
                 drop(inner);
-                answer_all(reports);
+                for w in waiters {
+                    w(255, SystemTime::now());
+                }
                 return Err(e);
             }
         };
+        if c.init.exit.is_some() {
+            // The init died while this exec was starting: it goes too (its
+            // exit is then reported before the init's).
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        let p = c
+            .execs
+            .get_mut(&req.exec_id)
+            .ok_or_else(|| TaskError::not_found(format!("{what} was deleted while starting")))?;
         p.pid = pid;
         p.internal_pid = internal_pid;
         p.held_io = held;
@@ -205,15 +217,18 @@ impl TaskService {
         let pids = (read_pid(&pid_file), read_pid(&internal_file));
         cleanup();
         ran?;
-        io::attach_console(stdio, &mut held)
-            .map_err(|e| TaskError::internal(format!("{what}: {e}")))?;
-        match pids {
-            (Some(pid), internal) => Ok((pid, internal.unwrap_or(0), held)),
-            (None, _) => Err(TaskError::internal(format!(
+        let Some(pid) = pids.0 else {
+            return Err(TaskError::internal(format!(
                 "{what}: {} exec left no valid pid",
                 runtime.backend.name()
-            ))),
+            )));
+        };
+        if let Err(e) = io::attach_console(stdio, &mut held) {
+            // It runs, but cannot be given its terminal: end it.
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            return Err(TaskError::internal(format!("{what}: {e}")));
         }
+        Ok((pid, pids.1.unwrap_or(0), held))
     }
 
     pub(super) fn kill_exec(&self, req: KillRequest) -> Result<Empty, TaskError> {

@@ -46,7 +46,7 @@ impl TaskService {
                 if inner.unclaimed.len() >= MAX_UNCLAIMED {
                     inner.unclaimed.pop_front();
                 }
-                inner.unclaimed.push_back(exit);
+                inner.unclaimed.push_back((exit, std::time::Instant::now()));
                 Vec::new()
             }
         };

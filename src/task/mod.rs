@@ -94,6 +94,11 @@ impl TaskService {
                 let m = method.to_string();
                 let slot = Arc::new(std::sync::Mutex::new(Some(reply)));
                 let worker_slot = slot.clone();
+                let creating = method == "Create";
+                if creating {
+                    self.create_dispatched();
+                }
+                let s2 = self.clone();
                 let spawned = spawn(method, move || {
                     let result = match m.as_str() {
                         "Create" => call(&m, &payload, |r| s.create(r)),
@@ -112,12 +117,16 @@ impl TaskService {
                         reply(result);
                     }
                     if m == "Create" {
+                        s2.create_done();
                         // The spec's JSON tree and the runtime's output were
                         // freed: hand the pages back, the shim idles for hours.
                         // SAFETY: malloc_trim only releases free heap memory.
                         unsafe { libc::malloc_trim(0) };
                     }
                 });
+                if spawned.is_err() && creating {
+                    self.create_done();
+                }
                 if let Err(e) = spawned {
                     let reply = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
                     if let Some(reply) = reply {

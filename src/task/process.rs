@@ -93,6 +93,14 @@ impl Process {
         true
     }
 
+    /// Ends a process that never ran (its start failed): Waits get `status`,
+    /// but no TaskExit is published for it (no start event preceded it).
+    pub fn abandon(&mut self, status: u32, at: SystemTime) -> Vec<Waiter> {
+        self.set_exited(status, at);
+        self.reported = true;
+        std::mem::take(&mut self.waiters)
+    }
+
     /// Marks a recorded exit reported. Returns the Waits to answer (outside
     /// any lock), or None if there is no exit or it was reported already.
     pub fn take_report(&mut self) -> Option<Vec<Waiter>> {
@@ -101,6 +109,17 @@ impl Process {
         }
         self.reported = true;
         Some(std::mem::take(&mut self.waiters))
+    }
+}
+
+impl Drop for Process {
+    /// A Wait must never go unanswered (containerd would wait forever):
+    /// any left when a process is dropped gets its exit, or 137.
+    fn drop(&mut self) {
+        let (status, at) = self.exit.unwrap_or((137, SystemTime::now()));
+        for w in std::mem::take(&mut self.waiters) {
+            w(status, at);
+        }
     }
 }
 
@@ -135,6 +154,14 @@ mod tests {
         let late = p.add_waiter(Box::new(move |s, _| g.lock().unwrap().push(s)));
         late.unwrap()(42, now);
         assert_eq!(*got.lock().unwrap(), vec![42, 42, 42]);
+        // Dropped with a Wait pending: answered, not lost.
+        let mut q = Process::new("x", 11, StdioPaths::default(), HeldIo::default());
+        let g = got.clone();
+        assert!(q
+            .add_waiter(Box::new(move |s, _| g.lock().unwrap().push(s)))
+            .is_none());
+        drop(q);
+        assert_eq!(got.lock().unwrap().last(), Some(&137));
         assert_eq!(p.state, ProcState::Stopped);
     }
 }

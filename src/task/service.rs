@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use containerd_shim_protos::api::{
     CloseIORequest, ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse,
@@ -37,7 +37,8 @@ pub(super) struct Inner {
     pub containers: HashMap<String, Container>,
     /// Ids with a Create in flight.
     pub creating: HashSet<String>,
-    pub unclaimed: VecDeque<Exit>,
+    /// Exits no process claimed yet, with when they were seen.
+    pub unclaimed: VecDeque<(Exit, Instant)>,
 }
 
 /// The Task service of one shim process.
@@ -49,6 +50,8 @@ pub struct TaskService {
     on_exit: Box<dyn Fn() + Send + Sync>,
     /// Makes the server loop poll again (a watch fd was added).
     wake: Box<dyn Fn() + Send + Sync>,
+    /// Create RPCs dispatched and not finished (Shutdown must wait for them).
+    creates_in_flight: std::sync::atomic::AtomicUsize,
     /// Itself, for threads that report an exit later.
     pub(super) me: Weak<TaskService>,
 }
@@ -73,10 +76,15 @@ impl Inner {
             .ok_or_else(|| TaskError::not_found(format!("{} not found", label(id, exec_id))))
     }
 
-    /// Takes the exit of `pid` if the reaper saw it before anyone claimed it.
-    pub fn take_unclaimed(&mut self, pid: u32) -> Option<Exit> {
-        let i = self.unclaimed.iter().position(|e| e.pid == pid as i32)?;
-        self.unclaimed.remove(i)
+    /// Takes the exit of `pid` if the reaper saw it after `since` (when the
+    /// runtime call that made the pid began: an older exit is another
+    /// process that had the same pid).
+    pub fn take_unclaimed(&mut self, pid: u32, since: Instant) -> Option<Exit> {
+        let i = self
+            .unclaimed
+            .iter()
+            .position(|(e, at)| e.pid == pid as i32 && *at >= since)?;
+        self.unclaimed.remove(i).map(|(e, _)| e)
     }
 }
 
@@ -97,6 +105,7 @@ impl TaskService {
             inner: Mutex::new(Inner::default()),
             on_exit,
             wake,
+            creates_in_flight: std::sync::atomic::AtomicUsize::new(0),
             me: me.clone(),
         })
     }
@@ -107,8 +116,24 @@ impl TaskService {
 
     /// No container is served or being created.
     pub fn idle(&self) -> bool {
+        use std::sync::atomic::Ordering;
         let inner = self.lock();
-        inner.containers.is_empty() && inner.creating.is_empty()
+        inner.containers.is_empty()
+            && inner.creating.is_empty()
+            && self.creates_in_flight.load(Ordering::SeqCst) == 0
+    }
+
+    /// A Create was dispatched (counted before its thread starts, so a
+    /// Shutdown read in the same batch does not see an idle shim).
+    pub(super) fn create_dispatched(&self) {
+        use std::sync::atomic::Ordering;
+        self.creates_in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A dispatched Create finished (or never started).
+    pub(super) fn create_done(&self) {
+        use std::sync::atomic::Ordering;
+        self.creates_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
     pub(super) fn request_exit(&self) {
@@ -125,9 +150,18 @@ impl TaskService {
                 )));
             }
         }
+        // The id is released whatever happens below, a panic included.
+        struct Creating<'a>(&'a TaskService, &'a str);
+        impl Drop for Creating<'_> {
+            fn drop(&mut self) {
+                self.0.lock().creating.remove(self.1);
+            }
+        }
+        let guard = Creating(self, &req.id);
+        let since = Instant::now();
         let created = container::create(&req, &self.namespace, self.runner.as_ref());
+        drop(guard);
         let mut inner = self.lock();
-        inner.creating.remove(&req.id);
         let mut c = created?;
         let pid = c.init.pid;
         let mut ev = TaskCreate::new();
@@ -144,7 +178,7 @@ impl TaskService {
         ev.pid = pid;
         self.events.publish(topics::TASK_CREATE_EVENT_TOPIC, &ev);
         log::info!("container {}: created, pid {pid}", req.id);
-        if let Some(e) = inner.take_unclaimed(pid) {
+        if let Some(e) = inner.take_unclaimed(pid, since) {
             // Died before Start: recorded now, no Wait can be pending yet.
             let reports = self.record_exit(&mut c, "", e.status as u32, SystemTime::now());
             debug_assert!(reports.iter().all(|(w, _, _)| w.is_empty()));
@@ -252,6 +286,12 @@ impl TaskService {
                     req.id
                 )));
             }
+            if let Some(e) = c.execs.values().find(|p| p.starting) {
+                return Err(TaskError::precondition(format!(
+                    "{}: still starting",
+                    label(&req.id, &e.exec_id)
+                )));
+            }
             inner
                 .containers
                 .remove(&req.id)
@@ -262,9 +302,12 @@ impl TaskService {
             return Err(e);
         }
         let mut c = c;
-        if c.init.exit.is_none() {
-            // Deleted before it ever ran: the runtime killed it.
-            c.init.set_exited(KILLED, SystemTime::now());
+        // Whatever never ran or outlived the init was killed with it.
+        let now = SystemTime::now();
+        for p in c.execs.values_mut().chain(std::iter::once(&mut c.init)) {
+            if p.exit.is_none() {
+                p.set_exited(KILLED, now);
+            }
         }
         // TaskExit (execs' first) goes before TaskDelete, even while output drains.
         let reports = self.report_all(&mut c);
