@@ -13,19 +13,6 @@ use containerd_shim_protos::protobuf::well_known_types::any::Any;
 
 const TASK: &str = "containerd.task.v2.Task";
 
-fn sleeper(env: &Env, backend: &str, id: &str) {
-    let out = env.run_with(backend, &["-d"], id, &["/bin/sleep", "1000"]);
-    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
-}
-
-fn finish(env: &Env, id: &str) {
-    let _ = env.ctr(&["task", "kill", "-s", "SIGKILL", id]);
-    env.wait_status(id, "STOPPED");
-    let out = env.ctr(&["task", "rm", id]);
-    assert!(out.status.success(), "task rm: {}", text(&out.stderr));
-    let _ = env.ctr(&["containers", "rm", id]);
-}
-
 /// A cgroup file of container `id` (its spec's cgroupsPath), v1 or v2.
 fn cgroup_file(env: &Env, id: &str, controller: &str, v1: &str, v2: &str) -> PathBuf {
     let spec: serde_json::Value =
@@ -59,7 +46,7 @@ fn pause_and_resume(backend: &str, test: &str) {
         return;
     };
     let events = env.events();
-    sleeper(&env, backend, "box");
+    env.sleeper(backend, "box");
     let out = env.ctr(&["task", "pause", "box"]);
     assert!(out.status.success(), "pause: {}", text(&out.stderr));
     env.wait_status("box", "PAUSED");
@@ -73,7 +60,7 @@ fn pause_and_resume(backend: &str, test: &str) {
     let out = env.ctr(&["task", "resume", "box"]);
     assert!(out.status.success(), "resume: {}", text(&out.stderr));
     env.wait_status("box", "RUNNING");
-    finish(&env, "box");
+    env.finish("box");
     let topics: Vec<String> = events
         .collect("box")
         .into_iter()
@@ -90,7 +77,7 @@ fn update_through_ttrpc(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
     };
-    sleeper(&env, backend, "box");
+    env.sleeper(backend, "box");
     let pids_max = cgroup_file(&env, "box", "pids", "pids.max", "pids.max");
     let mem_max = cgroup_file(&env, "box", "memory", "memory.limit_in_bytes", "memory.max");
     assert_eq!(read_trim(&pids_max), "4096", "the policy's pids limit");
@@ -115,7 +102,7 @@ fn update_through_ttrpc(backend: &str, test: &str) {
     );
     let e = update("{not json").unwrap_err();
     assert!(e.contains("malformed JSON"), "{e}");
-    finish(&env, "box");
+    env.finish("box");
     env.assert_clean(backend, &["box"]);
 }
 
@@ -125,7 +112,7 @@ fn metrics(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
     };
-    sleeper(&env, backend, "box");
+    env.sleeper(backend, "box");
     let out = env.ctr(&["task", "metrics", "box"]);
     assert!(out.status.success(), "metrics: {}", text(&out.stderr));
     let table = text(&out.stdout);
@@ -142,7 +129,7 @@ fn metrics(backend: &str, test: &str) {
     assert_eq!(value("pids.limit"), 4096, "{table}");
     assert!(value("memory.usage_in_bytes") > 0, "{table}");
     assert!(value("cpuacct.usage") > 0, "{table}");
-    finish(&env, "box");
+    env.finish("box");
     env.assert_clean(backend, &["box"]);
 }
 
@@ -182,7 +169,7 @@ fn checkpoint_works_or_says_why(backend: &str, test: &str) {
         return;
     };
     let events = env.events();
-    sleeper(&env, backend, "box");
+    env.sleeper(backend, "box");
     let out = env.ctr(&["task", "checkpoint", "box"]);
     let err = text(&out.stderr);
     if out.status.success() {
@@ -198,7 +185,7 @@ fn checkpoint_works_or_says_why(backend: &str, test: &str) {
         );
     }
     env.wait_status("box", "RUNNING");
-    finish(&env, "box");
+    env.finish("box");
     let checkpointed = events
         .collect("box")
         .iter()

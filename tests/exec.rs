@@ -11,21 +11,6 @@ use std::time::Duration;
 
 use common::{code, text, Env};
 
-/// Starts `sleep 1000` detached as container `id`.
-fn sleeper(env: &Env, backend: &str, id: &str) {
-    let out = env.run_with(backend, &["-d"], id, &["/bin/sleep", "1000"]);
-    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
-}
-
-/// Kills the init, waits for STOPPED, removes task and container.
-fn finish(env: &Env, id: &str) {
-    let _ = env.ctr(&["task", "kill", "-s", "SIGKILL", id]);
-    env.wait_status(id, "STOPPED");
-    let out = env.ctr(&["task", "rm", id]);
-    assert!(out.status.success(), "task rm: {}", text(&out.stderr));
-    let _ = env.ctr(&["containers", "rm", id]);
-}
-
 /// Output on stdout and stderr, exit code 3, and stdin through an exec;
 /// events exec-added, exec-started and the exec's exit, in that order.
 fn exec_runs_and_reports(backend: &str, test: &str) {
@@ -33,7 +18,7 @@ fn exec_runs_and_reports(backend: &str, test: &str) {
         return;
     };
     let events = env.events();
-    sleeper(&env, backend, "box");
+    env.sleeper(backend, "box");
     let out = env.ctr(&[
         "task",
         "exec",
@@ -67,7 +52,7 @@ fn exec_runs_and_reports(backend: &str, test: &str) {
     std::thread::sleep(Duration::from_millis(200));
     assert!(env.shim_zombies().is_empty(), "{:?}", env.shim_zombies());
 
-    finish(&env, "box");
+    env.finish("box");
     let topics: Vec<(String, String)> = events
         .collect("box")
         .into_iter()
@@ -94,7 +79,7 @@ fn exec_refusals_signals_and_order(backend: &str, test: &str) {
         return;
     };
     let events = env.events();
-    sleeper(&env, backend, "box");
+    env.sleeper(backend, "box");
     let out = env.ctr(&[
         "task",
         "exec",

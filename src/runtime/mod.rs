@@ -229,14 +229,29 @@ impl Runtime {
         pid_file: &Path,
         io: CreateIo,
     ) -> Result<(), RuntimeError> {
-        let rid = self.runtime_id(id);
         let bundle_s = bundle.to_string_lossy();
         let pid_s = pid_file.to_string_lossy();
+        let args = ["create", "--bundle", &bundle_s, "--pid-file", &pid_s];
+        self.with_io(runner, "create", id, &args, io, bundle)
+    }
+
+    /// Runs `ARGS [--console-socket S] ID` with `io` as the runtime's stdio,
+    /// in `dir`: what `create` and `exec` share.
+    fn with_io(
+        &self,
+        runner: &dyn CommandRunner,
+        op: &'static str,
+        id: &str,
+        args: &[&str],
+        io: CreateIo,
+        dir: &Path,
+    ) -> Result<(), RuntimeError> {
+        let rid = self.runtime_id(id);
         let console = io
             .console_socket
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned());
-        let mut args = vec!["create", "--bundle", &bundle_s, "--pid-file", &pid_s];
+        let mut args = args.to_vec();
         if let Some(c) = &console {
             args.extend(["--console-socket", c.as_str()]);
         }
@@ -245,8 +260,8 @@ impl Runtime {
         cmd.stdin(Stdio::from(io.stdin))
             .stdout(Stdio::from(io.stdout))
             .stderr(Stdio::from(io.stderr))
-            .current_dir(bundle);
-        self.exec(runner, "create", id, cmd, false).map(drop)
+            .current_dir(dir);
+        self.exec(runner, op, id, cmd, false).map(drop)
     }
 
     /// `exec --detach --pid-file P --process F ID` with the process's stdio;
@@ -260,7 +275,6 @@ impl Runtime {
         internal_pid_file: &Path,
         io: CreateIo,
     ) -> Result<(), RuntimeError> {
-        let rid = self.runtime_id(id);
         let process_s = process_file.to_string_lossy();
         let pid_s = pid_file.to_string_lossy();
         let internal_s = internal_pid_file.to_string_lossy();
@@ -275,22 +289,8 @@ impl Runtime {
         if self.backend == Backend::Runsc {
             args.extend(["--internal-pid-file", &internal_s]);
         }
-        let console = io
-            .console_socket
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned());
-        if let Some(c) = &console {
-            args.extend(["--console-socket", c.as_str()]);
-        }
-        args.push(&rid);
-        let mut cmd = self.command(&args);
-        cmd.stdin(Stdio::from(io.stdin))
-            .stdout(Stdio::from(io.stdout))
-            .stderr(Stdio::from(io.stderr));
-        if let Some(dir) = process_file.parent() {
-            cmd.current_dir(dir);
-        }
-        self.exec(runner, "exec", id, cmd, false).map(drop)
+        let dir = process_file.parent().unwrap_or(Path::new("/"));
+        self.with_io(runner, "exec", id, &args, io, dir)
     }
 
     /// `kill --pid PID ID SIGNAL` (runsc: a process inside the sandbox).
@@ -338,16 +338,24 @@ impl Runtime {
 
     /// `pause ID`.
     pub fn pause(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
+        self.simple(runner, "pause", id)
+    }
+
+    /// `OP ID` with nothing else.
+    fn simple(
+        &self,
+        runner: &dyn CommandRunner,
+        op: &'static str,
+        id: &str,
+    ) -> Result<(), RuntimeError> {
         let rid = self.runtime_id(id);
-        self.exec(runner, "pause", id, self.command(&["pause", &rid]), true)
+        self.exec(runner, op, id, self.command(&[op, &rid]), true)
             .map(drop)
     }
 
     /// `resume ID`.
     pub fn resume(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
-        let rid = self.runtime_id(id);
-        self.exec(runner, "resume", id, self.command(&["resume", &rid]), true)
-            .map(drop)
+        self.simple(runner, "resume", id)
     }
 
     /// `update --resources F ID` (F: JSON LinuxResources).
@@ -365,9 +373,7 @@ impl Runtime {
 
     /// `start ID`.
     pub fn start(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
-        let rid = self.runtime_id(id);
-        self.exec(runner, "start", id, self.command(&["start", &rid]), true)
-            .map(drop)
+        self.simple(runner, "start", id)
     }
 
     /// `kill [--all] ID SIGNAL`.

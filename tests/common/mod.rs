@@ -388,6 +388,21 @@ impl Env {
         self.ctr(&args)
     }
 
+    /// Starts `sleep 1000` detached as container `id` on `backend`.
+    pub fn sleeper(&self, backend: &str, id: &str) {
+        let out = self.run_with(backend, &["-d"], id, &["/bin/sleep", "1000"]);
+        assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    }
+
+    /// Kills a task, waits for STOPPED, removes task and container.
+    pub fn finish(&self, id: &str) {
+        let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", id]);
+        self.wait_status(id, "STOPPED");
+        let out = self.ctr(&["task", "rm", id]);
+        assert!(out.status.success(), "task rm {id}: {}", text(&out.stderr));
+        let _ = self.ctr(&["containers", "rm", id]);
+    }
+
     /// Imports the busybox image into this containerd.
     pub fn import_image(&self) {
         let tar = image_dir().join("image.tar").display().to_string();
