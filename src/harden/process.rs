@@ -54,6 +54,20 @@ pub fn no_new_privileges(process: &mut Map<String, Value>, report: &mut Report) 
     }
 }
 
+/// The hard RLIMIT_NOFILE of this process (what it hands its children).
+pub fn own_nofile_hard() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
+        r.rlim_max
+    } else {
+        u64::MAX
+    }
+}
+
 fn limit_of(r: &Map<String, Value>, key: &str) -> Option<u64> {
     r.get(key).and_then(Value::as_u64)
 }
@@ -87,7 +101,12 @@ pub fn rlimits(
                 true,
             ),
         ],
-        _ => vec![("RLIMIT_NOFILE", policy.nofile[0], policy.nofile[1], false)],
+        _ => {
+            // Never above the shim's own hard limit: the runtime could not
+            // raise it (EPERM without CAP_SYS_RESOURCE), failing the start.
+            let hard = policy.nofile[1].min(own_nofile_hard());
+            vec![("RLIMIT_NOFILE", policy.nofile[0].min(hard), hard, false)]
+        }
     };
     let list = process
         .entry("rlimits")
@@ -237,9 +256,11 @@ mod tests {
         assert!(r.changes.is_empty());
         let mut p = json!({});
         limit(&mut p, Level::Default);
+        // The policy's 65536/1048576, capped by what this process may grant.
+        let hard = 1048576u64.min(own_nofile_hard());
         assert_eq!(
             p["rlimits"],
-            json!([{"type": "RLIMIT_NOFILE", "soft": 65536, "hard": 1048576}])
+            json!([{"type": "RLIMIT_NOFILE", "soft": 65536u64.min(hard), "hard": hard}])
         );
     }
 
