@@ -18,8 +18,7 @@ use crate::options::{self, StartInput};
 use crate::server::LISTENER_FD;
 use crate::task::START_OPTIONS_FILE;
 
-/// Annotation CRI sets on every container of a pod.
-pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+pub use crate::runtime::SANDBOX_ID_ANNOTATION;
 /// Largest stdin accepted.
 const MAX_STDIN: u64 = 1 << 20;
 

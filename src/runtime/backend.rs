@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The CRI annotation naming a container's pod sandbox.
+pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+
 /// Which OCI runtime CLI the shim drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,6 +56,30 @@ impl Backend {
         }
     }
 
+    /// Rewrites ids inside the spec to the ones this backend is given: a
+    /// runsc app container names its pod's sandbox by the CRI annotation
+    /// `io.kubernetes.cri.sandbox-id`, which must carry the prefixed id the
+    /// sandbox was created with. Returns whether the spec changed.
+    pub fn rewrite_ids(self, spec: &mut Value, namespace: &str) -> bool {
+        let prefix = self.id_prefix(namespace);
+        if prefix.is_empty() {
+            return false;
+        }
+        let Some(annotations) = spec.get_mut("annotations").and_then(Value::as_object_mut) else {
+            return false;
+        };
+        let mut changed = false;
+        for key in [SANDBOX_ID_ANNOTATION] {
+            if let Some(Value::String(id)) = annotations.get_mut(key) {
+                if !id.starts_with(&prefix) {
+                    *id = format!("{prefix}{id}");
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
     /// Flags this backend needs for a given spec, before the user's own flags.
     ///
     /// runsc refuses a network namespace without a path ("cannot run with
@@ -84,6 +111,20 @@ impl Backend {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn runsc_sandbox_ids_get_the_namespace_prefix() {
+        let mut spec = json!({"annotations": {SANDBOX_ID_ANNOTATION: "abc", "other": "x"}});
+        assert!(Backend::Runsc.rewrite_ids(&mut spec, "k8s.io"));
+        assert_eq!(spec["annotations"][SANDBOX_ID_ANNOTATION], "k8s.io+abc");
+        assert!(
+            !Backend::Runsc.rewrite_ids(&mut spec, "k8s.io"),
+            "idempotent"
+        );
+        let mut spec = json!({"annotations": {SANDBOX_ID_ANNOTATION: "abc"}});
+        assert!(!Backend::Runc.rewrite_ids(&mut spec, "k8s.io"));
+        assert!(!Backend::Runsc.rewrite_ids(&mut json!({}), "k8s.io"));
+    }
 
     #[test]
     fn names_round_trip() {

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-pub use backend::Backend;
+pub use backend::{Backend, SANDBOX_ID_ANNOTATION};
 
 /// Name of the file in the bundle that records how the runtime was invoked,
 /// so `delete` can clean up without the server.

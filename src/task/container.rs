@@ -142,7 +142,13 @@ pub fn create(
         )));
     }
     let cfg = resolve_config(req, namespace)?;
-    let (spec, exec_rules) = harden_bundle(&req.id, &bundle, &cfg)?;
+    let (mut spec, exec_rules) = harden_bundle(&req.id, &bundle, &cfg)?;
+    if cfg.backend.rewrite_ids(&mut spec, namespace) {
+        let data = serde_json::to_vec(&spec)
+            .map_err(|e| TaskError::internal(format!("container {}: {e}", req.id)))?;
+        harden::bundle::write_atomic(&bundle, harden::bundle::SPEC_FILE, &data)
+            .map_err(|e| TaskError::internal(format!("container {}: {e}", req.id)))?;
+    }
     let runtime = runtime_for(&req.id, namespace, &bundle, &cfg, &spec);
     std::fs::create_dir_all(&runtime.root).map_err(|e| {
         TaskError::internal(format!("runtime root {}: {e}", runtime.root.display()))
