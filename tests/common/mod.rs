@@ -25,6 +25,8 @@ macro_rules! on_each_backend {
 
 /// The runtime name under test.
 pub const RUNTIME: &str = "io.nucleus.v1";
+/// The pause image the CRI tests build and import.
+pub const PAUSE_IMAGE: &str = "docker.io/library/nucleus-pause:latest";
 /// Name the image builder gives the busybox image.
 pub const IMAGE: &str = "docker.io/library/nucleus-busybox:latest";
 /// The backends every end-to-end test runs on.
@@ -96,6 +98,48 @@ pub fn image_dir() -> &'static Path {
         );
         dir
     })
+}
+
+/// A pod's pause image (busybox sleeping), built once per test binary.
+pub fn pause_image_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("nucleus-pause-{}", std::process::id()));
+        let out = Command::new("bash")
+            .arg(repo_root().join("contrib/busybox-image.sh"))
+            .arg(&dir)
+            .env("IMAGE_NAME", PAUSE_IMAGE)
+            .env("IMAGE_CMD", r#"["/bin/sleep","2147483647"]"#)
+            .output()
+            .expect("running contrib/busybox-image.sh");
+        assert!(
+            out.status.success(),
+            "contrib/busybox-image.sh (pause) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// The CRI plugin's section of a test containerd's config: the nucleus
+/// handlers, the local pause image, no CNI (pods use the host network),
+/// and what this host needs (restrict_oom_score_adj).
+fn cri_config(dir: &Path) -> String {
+    let mut c = format!(
+        "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n\
+         restrict_oom_score_adj = true\n  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n\
+         [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"{d}/cni/bin\"\n  conf_dir = \"{d}/cni/conf\"\n\
+         [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"nucleus-runc\"\n",
+        d = dir.display()
+    );
+    for b in BACKENDS {
+        c.push_str(&format!(
+            "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nucleus-{b}]\n  runtime_type = \"{RUNTIME}\"\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nucleus-{b}.options]\n  ConfigPath = \"{d}/{b}.toml\"\n",
+            d = dir.display()
+        ));
+    }
+    c
 }
 
 /// The in-container probe (tests/probe/probe.rs), built static once per
@@ -190,6 +234,27 @@ impl Env {
     /// Starts containerd; None (after printing why) when prerequisites are
     /// missing outside CI.
     pub fn start(test: &str, backend: &str) -> Option<Env> {
+        Self::start_with(test, backend, false)
+    }
+
+    /// Like [`Env::start`], with containerd's CRI plugin on: handlers
+    /// `nucleus-runsc`, `nucleus-crun`, `nucleus-runc` (runtime_type
+    /// io.nucleus.v1, ConfigPath to the backend's nucleus.toml), the
+    /// namespace `k8s.io`, and the busybox and pause images imported.
+    pub fn start_cri(test: &str, backend: &str) -> Option<Env> {
+        let env = Self::start_with(test, backend, true)?;
+        for tar in [
+            image_dir().join("image.tar"),
+            pause_image_dir().join("image.tar"),
+        ] {
+            let tar = tar.display().to_string();
+            let out = env.ctr(&["images", "import", &tar]);
+            assert!(out.status.success(), "image import: {}", text(&out.stderr));
+        }
+        Some(env)
+    }
+
+    fn start_with(test: &str, backend: &str, cri: bool) -> Option<Env> {
         if !have_prerequisites(backend) {
             return None;
         }
@@ -203,12 +268,20 @@ impl Env {
         std::os::unix::fs::symlink(shim_binary(), dir.join("bin/containerd-shim-nucleus-v1"))
             .expect("linking the shim into the test PATH");
         let address = dir.join("c.sock").display().to_string();
-        let config = format!(
-            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+        // Top-level keys before any table.
+        let mut config = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n{disabled}\
              [grpc]\n  address = \"{address}\"\n[debug]\n  level = \"debug\"\n",
-            d = dir.display()
+            d = dir.display(),
+            disabled = if cri {
+                ""
+            } else {
+                "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"
+            }
         );
+        if cri {
+            config.push_str(&cri_config(&dir));
+        }
         std::fs::write(dir.join("config.toml"), config).expect("writing containerd config");
         for b in BACKENDS {
             std::fs::write(
@@ -220,7 +293,11 @@ impl Env {
         let mut env = Env {
             dir,
             address,
-            namespace: format!("t-{}", test.replace("::", "-").replace('_', "-")),
+            namespace: if cri {
+                "k8s.io".to_string()
+            } else {
+                format!("t-{}", test.replace("::", "-").replace('_', "-"))
+            },
             containerd: None,
         };
         env.spawn_containerd();
