@@ -276,6 +276,17 @@ pub fn open_stdio(
     ))
 }
 
+/// Stdio that goes nowhere (/dev/null), for runtime calls whose own stdio
+/// the container must not get.
+pub fn null_stdio() -> Result<CreateIo, IoError> {
+    Ok(CreateIo {
+        stdin: dev_null(false)?,
+        stdout: dev_null(true)?,
+        stderr: dev_null(true)?,
+        console_socket: None,
+    })
+}
+
 /// After a successful `create`/`exec` of a terminal process: takes the pty
 /// master the runtime sent on the console socket and starts copying it to
 /// and from the FIFOs. Nothing to do for other processes.

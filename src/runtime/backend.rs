@@ -6,6 +6,10 @@ use serde_json::Value;
 /// The CRI annotation naming a container's pod sandbox.
 pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
 
+/// The CRI annotation saying whether a container is a pod's sandbox or one
+/// of its containers.
+pub const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
+
 /// Which OCI runtime CLI the shim drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -54,6 +58,17 @@ impl Backend {
             Backend::Runsc => format!("{namespace}+"),
             _ => String::new(),
         }
+    }
+
+    /// A container that joins its pod's sandbox and has no host process of
+    /// its own (runsc): its exit comes from `runsc wait`, not from a pid.
+    pub fn shares_sandbox_pid(self, spec: &Value) -> bool {
+        self == Backend::Runsc
+            && spec
+                .pointer("/annotations")
+                .and_then(|a| a.get(CONTAINER_TYPE_ANNOTATION))
+                .and_then(Value::as_str)
+                == Some("container")
     }
 
     /// Rewrites ids inside the spec to the ones this backend is given: a

@@ -307,6 +307,25 @@ impl Runtime {
         self.exec(runner, "kill", id, cmd, true).map(drop)
     }
 
+    /// `wait ID` (runsc): blocks until the container's init exits and
+    /// returns its exit status. For containers whose host pid is shared (a
+    /// pod's containers in one gVisor sandbox).
+    pub fn wait(&self, runner: &dyn CommandRunner, id: &str) -> Result<u32, RuntimeError> {
+        let rid = self.runtime_id(id);
+        let out = self.exec(runner, "wait", id, self.command(&["wait", &rid]), true)?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| RuntimeError {
+                runtime: self.backend.name().to_string(),
+                op: "wait",
+                id: id.to_string(),
+                message: format!("unreadable wait output: {e}"),
+                not_found: false,
+            })?;
+        Ok(v.get("exitStatus")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(255) as u32)
+    }
+
     /// `events --stats ID`: one JSON stats object.
     pub fn stats(&self, runner: &dyn CommandRunner, id: &str) -> Result<Vec<u8>, RuntimeError> {
         let rid = self.runtime_id(id);
@@ -371,9 +390,18 @@ impl Runtime {
         self.exec(runner, "update", id, cmd, true).map(drop)
     }
 
-    /// `start ID`.
-    pub fn start(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
-        self.simple(runner, "start", id)
+    /// `start ID`. With `io`, the runtime's stdio is the container's: runsc
+    /// hands its own stdio to a container joining a pod's sandbox.
+    pub fn start(
+        &self,
+        runner: &dyn CommandRunner,
+        id: &str,
+        io: Option<CreateIo>,
+    ) -> Result<(), RuntimeError> {
+        match io {
+            Some(io) => self.with_io(runner, "start", id, &["start"], io, Path::new("/")),
+            None => self.simple(runner, "start", id),
+        }
     }
 
     /// `kill [--all] ID SIGNAL`.
@@ -454,7 +482,10 @@ fn parse_ps(stdout: &[u8]) -> Result<Vec<u32>, String> {
 
 fn is_not_found(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    m.contains("does not exist") || m.contains("not found") || m.contains("no such container")
+    m.contains("does not exist")
+        || m.contains("not found")
+        || m.contains("no such container")
+        || m.contains("no such process")
 }
 
 #[cfg(test)]
@@ -486,7 +517,7 @@ mod tests {
         };
         std::fs::write(&rt.log, "{\"level\":\"error\",\"msg\":\"old failure\"}\n").unwrap();
         // /bin/sh with runc-style args fails; the log has no new line, so stderr is used.
-        let e = rt.start(&DirectRunner, "c1").unwrap_err();
+        let e = rt.start(&DirectRunner, "c1", None).unwrap_err();
         assert!(!e.message.contains("old failure"), "{e}");
         assert!(e.to_string().starts_with("runc start c1: "), "{e}");
     }

@@ -38,6 +38,9 @@ pub struct Container {
     pub cgroup: Option<Cgroup>,
     /// OOM kills in its memory cgroup.
     pub oom: Option<OomWatch>,
+    /// The stdio its `start` must hand over (runsc containers joining a
+    /// pod's sandbox get it at start, not at create).
+    pub start_io: Option<crate::runtime::CreateIo>,
 }
 
 /// Resolves the config for a Create: options from the request, else the
@@ -190,6 +193,18 @@ pub fn create(
         }
     };
 
+    let joins_sandbox = runtime.backend.shares_sandbox_pid(&spec);
+    let (create_io, start_io) = if joins_sandbox {
+        match io::null_stdio() {
+            Ok(null) => (null, Some(create_io)),
+            Err(e) => {
+                undo_mounts();
+                return Err(TaskError::internal(format!("container {}: {e}", req.id)));
+            }
+        }
+    } else {
+        (create_io, None)
+    };
     let pid_file = bundle.join("init.pid");
     let _ = std::fs::remove_file(&pid_file);
     if let Err(e) = runtime.create(runner, &req.id, &bundle, &pid_file, create_io) {
@@ -230,17 +245,20 @@ pub fn create(
             None
         }
     });
+    let mut init = Process::new("", pid, stdio, held_io);
+    init.exits_with_pid = !joins_sandbox;
     Ok(Container {
         id: req.id.clone(),
         bundle,
         runtime,
         mounted_rootfs,
-        init: Process::new("", pid, stdio, held_io),
+        init,
         execs: HashMap::new(),
         exec_rules,
         paused: false,
         cgroup,
         oom,
+        start_io,
     })
 }
 

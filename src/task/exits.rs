@@ -36,7 +36,9 @@ impl TaskService {
         let found = inner.containers.values_mut().find_map(|c| {
             let exec_id = std::iter::once(&c.init)
                 .chain(c.execs.values())
-                .find(|p| p.pid as i32 == exit.pid && p.pid != 0 && p.exit.is_none())
+                .find(|p| {
+                    p.exits_with_pid && p.pid as i32 == exit.pid && p.pid != 0 && p.exit.is_none()
+                })
                 .map(|p| p.exec_id.clone())?;
             Some((c, exec_id))
         });
@@ -122,6 +124,17 @@ impl TaskService {
                 });
         }
         self.report_ready(c)
+    }
+
+    /// The runtime reported the exit of a container it tracks itself.
+    pub(super) fn runtime_exited(&self, id: &str, status: u32) {
+        let mut inner = self.lock();
+        let Some(c) = inner.containers.get_mut(id) else {
+            return;
+        };
+        let reports = self.record_exit(c, "", status, SystemTime::now());
+        drop(inner);
+        answer_all(reports);
     }
 
     /// Publishes TaskOOM if the container's memory cgroup OOM-killed since

@@ -35,6 +35,9 @@ pub struct Process {
     pub draining: bool,
     /// runsc: the process's pid inside the sandbox (for `kill --pid`).
     pub internal_pid: u32,
+    /// Its exit is the exit of `pid` (false: reported by `runsc wait`, the
+    /// pid being the shared sandbox's).
+    pub exits_with_pid: bool,
     /// An exec's `specs.Process` (hardened), until it is started.
     pub exec_spec: Option<serde_json::Value>,
     /// The exit was reported (TaskExit published, Waits answered). It can
@@ -56,6 +59,7 @@ impl Process {
             pending_exit: None,
             draining: false,
             internal_pid: 0,
+            exits_with_pid: true,
             exec_spec: None,
             reported: false,
             waiters: Vec::new(),

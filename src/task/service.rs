@@ -203,9 +203,10 @@ impl TaskService {
             let c = inner.get_mut(&req.id)?;
             check_startable(&c.init, &label(&req.id, ""))?;
             c.init.starting = true;
-            c.runtime.clone()
+            (c.runtime.clone(), c.start_io.take())
         };
-        let result = runtime.start(self.runner.as_ref(), &req.id);
+        let (runtime, start_io) = runtime;
+        let result = runtime.start(self.runner.as_ref(), &req.id, start_io);
         if result.is_err() {
             // A container whose start failed can do nothing useful: end it now
             // (runsc would otherwise keep its sandbox for a while).
@@ -217,6 +218,33 @@ impl TaskService {
         })?;
         c.init.starting = false;
         let pid = c.init.pid;
+        if result.is_ok() && !c.init.exits_with_pid {
+            // Its host pid is the pod sandbox's: runsc tells when it exits.
+            let (me, id, runtime, runner) = (
+                self.me.clone(),
+                req.id.clone(),
+                runtime.clone(),
+                self.runner.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name("runsc-wait".into())
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let status = match runtime.wait(runner.as_ref(), &id) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            log::warn!("container {id}: {e}");
+                            KILLED
+                        }
+                    };
+                    if let Some(service) = me.upgrade() {
+                        service.runtime_exited(&id, status);
+                    }
+                });
+            if let Err(e) = spawned {
+                log::error!("container {}: cannot watch its exit: {e}", req.id);
+            }
+        }
         if result.is_ok() {
             c.init.state = ProcState::Running;
             let mut ev = TaskStart::new();
