@@ -229,12 +229,8 @@ pub fn open_stdio(
             check_uri(p)?;
         }
         let socket = console::ConsoleSocket::new()?;
-        let io = CreateIo {
-            stdin: dev_null(false)?,
-            stdout: dev_null(true)?,
-            stderr: dev_null(true)?,
-            console_socket: Some(socket.path().to_path_buf()),
-        };
+        let mut io = null_stdio()?;
+        io.console_socket = Some(socket.path().to_path_buf());
         held.console_socket = Some(socket);
         return Ok((io, held));
     }
