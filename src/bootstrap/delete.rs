@@ -28,10 +28,8 @@ pub fn run(flags: &Flags) -> Result<Vec<u8>, BootstrapError> {
         ))
     })?;
     if let Some(rt) = runtime {
-        match rt.delete(&DirectRunner, &flags.id, true) {
-            Ok(()) => log::info!("delete {}: runtime container removed", flags.id),
-            Err(e) if e.not_found => {}
-            Err(e) => log::warn!("delete {}: {e}", flags.id),
+        if let Err(e) = rt.remove(&DirectRunner, &flags.id) {
+            log::warn!("delete {}: {e}", flags.id);
         }
     }
     let rootfs = bundle.join("rootfs");

@@ -440,6 +440,23 @@ impl Runtime {
             .map(drop)
     }
 
+    /// `delete --force ID`, then the per-namespace state dir goes once its
+    /// last container is gone. Nothing is run when that dir does not exist:
+    /// there is nothing to delete, and the runtime would create it again.
+    pub fn remove(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
+        if !self.root.exists() {
+            return Ok(());
+        }
+        let result = match self.delete(runner, id, true) {
+            Err(e) if e.not_found => Ok(()),
+            other => other,
+        };
+        if self.root.starts_with("/run/nucleus") {
+            let _ = std::fs::remove_dir(&self.root);
+        }
+        result
+    }
+
     /// `ps --format json ID`: the container's host pids.
     pub fn ps(&self, runner: &dyn CommandRunner, id: &str) -> Result<Vec<u32>, RuntimeError> {
         let rid = self.runtime_id(id);

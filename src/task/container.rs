@@ -208,7 +208,7 @@ pub fn create(
     let pid_file = bundle.join("init.pid");
     let _ = std::fs::remove_file(&pid_file);
     if let Err(e) = runtime.create(runner, &req.id, &bundle, &pid_file, create_io) {
-        let _ = runtime.delete(runner, &req.id, true);
+        let _ = runtime.remove(runner, &req.id);
         undo_mounts();
         let mut err: TaskError = e.into();
         if let Some(named) = harden::hooks::name_failed_hook(&err.message, &spec) {
@@ -217,7 +217,7 @@ pub fn create(
         return Err(err);
     }
     if let Err(e) = io::attach_console(&stdio, &mut held_io) {
-        let _ = runtime.delete(runner, &req.id, true);
+        let _ = runtime.remove(runner, &req.id);
         undo_mounts();
         return Err(TaskError::internal(format!("container {}: {e}", req.id)));
     }
@@ -227,7 +227,7 @@ pub fn create(
     {
         Some(pid) if pid > 0 => pid,
         _ => {
-            let _ = runtime.delete(runner, &req.id, true);
+            let _ = runtime.remove(runner, &req.id);
             undo_mounts();
             return Err(TaskError::internal(format!(
                 "container {}: {} create left no valid pid in {}",
@@ -283,15 +283,10 @@ impl Container {
 
     /// Removes the runtime container and undoes the shim's mounts.
     pub fn destroy(&self, runner: &dyn CommandRunner) -> Result<(), TaskError> {
-        let deleted = match self.runtime.delete(runner, &self.id, true) {
-            Ok(()) => Ok(()),
-            Err(e) if e.not_found => Ok(()),
-            Err(e) => Err(TaskError::from(e)),
-        };
-        if self.runtime.root.starts_with("/run/nucleus") {
-            // Drop the per-namespace state dir once its last container is gone.
-            let _ = std::fs::remove_dir(&self.runtime.root);
-        }
+        let deleted = self
+            .runtime
+            .remove(runner, &self.id)
+            .map_err(TaskError::from);
         if self.mounted_rootfs {
             mount::unmount_all(&self.bundle.join("rootfs"))
                 .map_err(|e| TaskError::internal(format!("container {}: {e}", self.id)))?;

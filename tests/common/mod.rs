@@ -601,6 +601,9 @@ impl Env {
             for m in mounts_under(&bundles) {
                 left.push(format!("mount {m}"));
             }
+            if Path::new(&runtime_root).exists() {
+                left.push(format!("runtime state dir {runtime_root}"));
+            }
             if left.is_empty() {
                 return;
             }
