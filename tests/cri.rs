@@ -1,7 +1,11 @@
 //! Kubernetes through containerd's CRI plugin, with a CRI client of the
 //! suite's own (the CRI v1 API over containerd's socket): a pod with two
-//! containers on the `nucleus-<backend>` handler, ExecSync, container logs,
-//! one nucleus shim for the whole pod, and a clean teardown.
+//! containers on the handler contrib/containerd-config.toml registers for
+//! the backend, ExecSync, container logs, one nucleus shim for the whole
+//! pod, one container stopping while its sibling runs on, and a clean
+//! teardown; once with the kubelet's defaults (a pid namespace per
+//! container) and once as a pod sharing its pid namespace
+//! (`shareProcessNamespace`) that asks the strict policy by annotation.
 
 mod common;
 
@@ -29,7 +33,27 @@ async fn client(socket: &str) -> RuntimeServiceClient<Channel> {
     RuntimeServiceClient::new(channel)
 }
 
-fn pod_config(env: &Env, name: &str) -> PodSandboxConfig {
+/// What a test pod asks for.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// `shareProcessNamespace`: one pid namespace for the pod, whose init
+    /// is the sandbox (pause) container.
+    shared_pid: bool,
+    /// The pod annotation `io.nucleus.policy: strict`.
+    strict: bool,
+}
+
+impl Shape {
+    fn pid_mode(self) -> i32 {
+        if self.shared_pid {
+            NamespaceMode::Pod as i32
+        } else {
+            NamespaceMode::Container as i32
+        }
+    }
+}
+
+fn pod_config(env: &Env, name: &str, shape: Shape) -> PodSandboxConfig {
     let logs = env.dir.join("pod-logs");
     std::fs::create_dir_all(&logs).expect("log dir");
     PodSandboxConfig {
@@ -45,21 +69,36 @@ fn pod_config(env: &Env, name: &str) -> PodSandboxConfig {
                 // The host network: no CNI needed.
                 namespace_options: Some(NamespaceOption {
                     network: NamespaceMode::Node as i32,
-                    // What the kubelet asks unless shareProcessNamespace.
-                    pid: NamespaceMode::Container as i32,
+                    pid: shape.pid_mode(),
                     ..Default::default()
                 }),
                 ..Default::default()
             }),
             ..Default::default()
         }),
-        annotations: HashMap::new(),
+        annotations: if shape.strict {
+            HashMap::from([("io.nucleus.policy".to_string(), "strict".to_string())])
+        } else {
+            HashMap::new()
+        },
         ..Default::default()
     }
 }
 
-fn container_config(name: &str, script: &str) -> ContainerConfig {
+fn container_config(name: &str, script: &str, shape: Shape) -> ContainerConfig {
     ContainerConfig {
+        // The kubelet gives each container the pod's namespace choices.
+        linux: Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    network: NamespaceMode::Node as i32,
+                    pid: shape.pid_mode(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         metadata: Some(ContainerMetadata {
             name: name.into(),
             attempt: 0,
@@ -82,17 +121,36 @@ fn shims(env: &Env) -> Vec<String> {
         .collect()
 }
 
-async fn pod_lifecycle(backend: &str, test: &str) {
+/// Runs `cmd` in a container through ExecSync; panics unless it succeeds.
+async fn exec_text(rt: &mut RuntimeServiceClient<Channel>, id: &str, cmd: &str) -> String {
+    let r = rt
+        .exec_sync(ExecSyncRequest {
+            container_id: id.to_string(),
+            cmd: vec!["/bin/sh".into(), "-c".into(), cmd.into()],
+            timeout: 20,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("ExecSync {cmd:?}: {e}"))
+        .into_inner();
+    assert_eq!(
+        r.exit_code,
+        0,
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    String::from_utf8_lossy(&r.stdout).into_owned()
+}
+
+async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
     let Some(env) = Env::start_cri(test, backend) else {
         return;
     };
     let mut rt = client(&env.address).await;
-    let handler = format!("nucleus-{backend}");
-    let config = pod_config(&env, "p1");
+    let config = pod_config(&env, "p1", shape);
     let pod = rt
         .run_pod_sandbox(RunPodSandboxRequest {
             config: Some(config.clone()),
-            runtime_handler: handler.clone(),
+            runtime_handler: common::cri_handler(backend),
         })
         .await
         .expect("RunPodSandbox")
@@ -106,6 +164,7 @@ async fn pod_lifecycle(backend: &str, test: &str) {
                 config: Some(container_config(
                     name,
                     &format!("echo hello-from-{name}; echo err-from-{name} >&2; exec sleep 1000"),
+                    shape,
                 )),
                 sandbox_config: Some(config.clone()),
             })
@@ -138,6 +197,40 @@ async fn pod_lifecycle(backend: &str, test: &str) {
     assert_eq!(String::from_utf8_lossy(&r.stderr), "exec-err\n");
     assert_eq!(r.exit_code, 3);
 
+    // pid 1 is the pod's sandbox (pause: sleep 2147483647) in a shared pid
+    // namespace, the container's own init (sleep 1000) otherwise.
+    let init = exec_text(&mut rt, &ids[1], "tr '\\0' ' ' < /proc/1/cmdline").await;
+    if shape.shared_pid {
+        assert!(init.contains("2147483647"), "pid 1 is {init:?}");
+    } else {
+        assert!(
+            init.contains("1000") && !init.contains("2147483647"),
+            "pid 1 is {init:?}"
+        );
+    }
+
+    // The pod's policy reaches every container: strict makes / read-only.
+    let root = exec_text(
+        &mut rt,
+        &ids[1],
+        "touch /nucleus-probe 2>/dev/null && echo writable || echo read-only",
+    )
+    .await;
+    let level = if shape.strict { "strict" } else { "default" };
+    assert_eq!(
+        root.trim(),
+        if shape.strict {
+            "read-only"
+        } else {
+            "writable"
+        }
+    );
+    let log = env.containerd_log();
+    for id in ids.iter().chain([&pod]) {
+        let line = format!("container {id}: policy {level} on {backend}");
+        assert!(log.contains(&line), "no {line:?} in the containerd log");
+    }
+
     // CRI's log files get each container's stdout and stderr.
     let log = env.dir.join("pod-logs/first.log");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -159,45 +252,37 @@ async fn pod_lifecycle(backend: &str, test: &str) {
         let sandboxes: Vec<String> = env
             .processes_with("runsc-sandbox")
             .into_iter()
-            .filter(|p| p.contains(&env.dir.display().to_string()))
+            .filter(|p| p.contains(&format!("{}/", env.dir.display())))
             .collect();
         assert_eq!(sandboxes.len(), 1, "{sandboxes:#?}");
     }
 
-    // Stopping one container leaves the other running. Not asserted on
-    // runsc yet: with runsc 20221219 the other containers of the sandbox
-    // are reported killed (137) a few ms after one container's init exits,
-    // before the shim sends anything (issue 6 stays open on this).
-    if backend != "runsc" {
-        rt.stop_container(StopContainerRequest {
-            container_id: ids[0].clone(),
-            timeout: 2,
+    // Stopping one container leaves the other running.
+    rt.stop_container(StopContainerRequest {
+        container_id: ids[0].clone(),
+        timeout: 2,
+    })
+    .await
+    .expect("StopContainer");
+    // Give a wrongly reported sibling exit time to arrive.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = rt
+        .container_status(ContainerStatusRequest {
+            container_id: ids[1].clone(),
+            verbose: false,
         })
         .await
-        .expect("StopContainer");
-        let status = rt
-            .container_status(ContainerStatusRequest {
-                container_id: ids[1].clone(),
-                verbose: false,
-            })
-            .await
-            .expect("ContainerStatus")
-            .into_inner();
-        assert_eq!(
-            status.status.map(|s| s.state),
-            Some(ContainerState::ContainerRunning as i32)
-        );
-        let r = rt
-            .exec_sync(ExecSyncRequest {
-                container_id: ids[1].clone(),
-                cmd: vec!["/bin/echo".into(), "still-here".into()],
-                timeout: 20,
-            })
-            .await
-            .expect("ExecSync on the remaining container")
-            .into_inner();
-        assert_eq!(String::from_utf8_lossy(&r.stdout), "still-here\n");
-    }
+        .expect("ContainerStatus")
+        .into_inner();
+    assert_eq!(
+        status.status.map(|s| s.state),
+        Some(ContainerState::ContainerRunning as i32)
+    );
+    assert_eq!(
+        exec_text(&mut rt, &ids[1], "echo still-here").await,
+        "still-here\n"
+    );
+
     for id in &ids {
         rt.stop_container(StopContainerRequest {
             container_id: id.clone(),
@@ -227,16 +312,35 @@ async fn pod_lifecycle(backend: &str, test: &str) {
     env.assert_clean(backend, &all);
 }
 
+fn block_on(f: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
 macro_rules! cri_on {
     ($($backend:ident),*) => {
         $(
-            #[test]
-            fn $backend() {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("tokio runtime")
-                    .block_on(pod_lifecycle(stringify!($backend), concat!("cri-", stringify!($backend))));
+            mod $backend {
+                use super::*;
+
+                /// The kubelet's defaults: a pid namespace per container.
+                #[test]
+                fn pod() {
+                    let shape = Shape { shared_pid: false, strict: false };
+                    let b = stringify!($backend);
+                    block_on(pod_lifecycle(b, &format!("cri-{b}"), shape));
+                }
+
+                /// `shareProcessNamespace` and `io.nucleus.policy: strict`.
+                #[test]
+                fn shared_pid_strict_pod() {
+                    let shape = Shape { shared_pid: true, strict: true };
+                    let b = stringify!($backend);
+                    block_on(pod_lifecycle(b, &format!("cri-{b}-shared"), shape));
+                }
             }
         )*
     };

@@ -71,25 +71,46 @@ impl Backend {
                 == Some("container")
     }
 
-    /// Rewrites ids inside the spec to the ones this backend is given: a
-    /// runsc app container names its pod's sandbox by the CRI annotation
-    /// `io.kubernetes.cri.sandbox-id`, which must carry the prefixed id the
-    /// sandbox was created with. Returns whether the spec changed.
-    pub fn rewrite_ids(self, spec: &mut Value, namespace: &str) -> bool {
+    /// Adapts a spec to what this backend understands; returns whether it
+    /// changed. For runsc app containers of a pod:
+    /// - the CRI annotation `io.kubernetes.cri.sandbox-id` must carry the
+    ///   prefixed id the sandbox was created with;
+    /// - a pid namespace given by path means the pod's shared one. runsc
+    ///   keys namespaces by that path string, so the first app container
+    ///   would become the init of a fresh namespace and take its siblings
+    ///   down when it exits. Without the entry the container joins the
+    ///   sandbox's own namespace, whose init is the pod's sandbox container,
+    ///   as under runc.
+    pub fn adapt_spec(self, spec: &mut Value, namespace: &str) -> bool {
         let prefix = self.id_prefix(namespace);
         if prefix.is_empty() {
             return false;
         }
-        let Some(annotations) = spec.get_mut("annotations").and_then(Value::as_object_mut) else {
-            return false;
-        };
+        let joins_sandbox = self.shares_sandbox_pid(spec);
         let mut changed = false;
-        for key in [SANDBOX_ID_ANNOTATION] {
-            if let Some(Value::String(id)) = annotations.get_mut(key) {
+        if let Some(annotations) = spec.get_mut("annotations").and_then(Value::as_object_mut) {
+            if let Some(Value::String(id)) = annotations.get_mut(SANDBOX_ID_ANNOTATION) {
                 if !id.starts_with(&prefix) {
                     *id = format!("{prefix}{id}");
                     changed = true;
                 }
+            }
+        }
+        if joins_sandbox {
+            if let Some(nss) = spec
+                .pointer_mut("/linux/namespaces")
+                .and_then(Value::as_array_mut)
+            {
+                let before = nss.len();
+                nss.retain(|ns| {
+                    ns.get("type").and_then(Value::as_str) != Some("pid")
+                        || ns
+                            .get("path")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .is_empty()
+                });
+                changed |= nss.len() != before;
             }
         }
         changed
@@ -130,15 +151,50 @@ mod tests {
     #[test]
     fn runsc_sandbox_ids_get_the_namespace_prefix() {
         let mut spec = json!({"annotations": {SANDBOX_ID_ANNOTATION: "abc", "other": "x"}});
-        assert!(Backend::Runsc.rewrite_ids(&mut spec, "k8s.io"));
+        assert!(Backend::Runsc.adapt_spec(&mut spec, "k8s.io"));
         assert_eq!(spec["annotations"][SANDBOX_ID_ANNOTATION], "k8s.io+abc");
         assert!(
-            !Backend::Runsc.rewrite_ids(&mut spec, "k8s.io"),
+            !Backend::Runsc.adapt_spec(&mut spec, "k8s.io"),
             "idempotent"
         );
         let mut spec = json!({"annotations": {SANDBOX_ID_ANNOTATION: "abc"}});
-        assert!(!Backend::Runc.rewrite_ids(&mut spec, "k8s.io"));
-        assert!(!Backend::Runsc.rewrite_ids(&mut json!({}), "k8s.io"));
+        assert!(!Backend::Runc.adapt_spec(&mut spec, "k8s.io"));
+        assert!(!Backend::Runsc.adapt_spec(&mut json!({}), "k8s.io"));
+    }
+
+    #[test]
+    fn runsc_app_containers_join_the_pods_pid_namespace() {
+        let shared = |kind: &str| {
+            json!({
+                "annotations": {CONTAINER_TYPE_ANNOTATION: kind, SANDBOX_ID_ANNOTATION: "k8s.io+p"},
+                "linux": {"namespaces": [
+                    {"type": "pid", "path": "/proc/42/ns/pid"},
+                    {"type": "network", "path": "/proc/42/ns/net"},
+                    {"type": "mount"}
+                ]}
+            })
+        };
+        let mut spec = shared("container");
+        assert!(Backend::Runsc.adapt_spec(&mut spec, "k8s.io"));
+        assert_eq!(
+            spec["linux"]["namespaces"],
+            json!([{"type": "network", "path": "/proc/42/ns/net"}, {"type": "mount"}])
+        );
+        assert!(
+            !Backend::Runsc.adapt_spec(&mut spec, "k8s.io"),
+            "idempotent"
+        );
+        // A namespace of its own (the kubelet's default) stays.
+        let mut own = shared("container");
+        own["linux"]["namespaces"][0] = json!({"type": "pid"});
+        assert!(!Backend::Runsc.adapt_spec(&mut own, "k8s.io"));
+        // The sandbox container itself, and other runtimes, are untouched.
+        for (backend, kind) in [(Backend::Runsc, "sandbox"), (Backend::Runc, "container")] {
+            let mut spec = shared(kind);
+            let before = spec.clone();
+            backend.adapt_spec(&mut spec, "k8s.io");
+            assert_eq!(spec, before);
+        }
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub fn create(
     }
     let cfg = resolve_config(req, namespace)?;
     let (mut spec, exec_rules) = harden_bundle(&req.id, &bundle, &cfg)?;
-    if cfg.backend.rewrite_ids(&mut spec, namespace) {
+    if cfg.backend.adapt_spec(&mut spec, namespace) {
         let data = serde_json::to_vec(&spec)
             .map_err(|e| TaskError::internal(format!("container {}: {e}", req.id)))?;
         harden::bundle::write_atomic(&bundle, harden::bundle::SPEC_FILE, &data)

@@ -125,21 +125,36 @@ pub fn pause_image_dir() -> &'static Path {
 /// handlers, the local pause image, no CNI (pods use the host network),
 /// and what this host needs (restrict_oom_score_adj).
 fn cri_config(dir: &Path) -> String {
-    let mut c = format!(
-        "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n\
-         restrict_oom_score_adj = true\n  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n\
-         [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"{d}/cni/bin\"\n  conf_dir = \"{d}/cni/conf\"\n\
-         [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"nucleus-runc\"\n",
-        d = dir.display()
+    // The handlers are contrib/containerd-config.toml's own, with its
+    // nucleus.toml paths pointing into the test dir.
+    let contrib = std::fs::read_to_string(repo_root().join("contrib/containerd-config.toml"))
+        .expect("reading contrib/containerd-config.toml");
+    let cri = "[plugins.\"io.containerd.grpc.v1.cri\"]\n";
+    let handlers = contrib
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| l.replace("/etc/nucleus/", &format!("{}/", dir.display())))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let settings = format!(
+        "{cri}  sandbox_image = \"{PAUSE_IMAGE}\"\n  restrict_oom_score_adj = true\n\
+         \x20 stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n"
     );
-    for b in BACKENDS {
-        c.push_str(&format!(
-            "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nucleus-{b}]\n  runtime_type = \"{RUNTIME}\"\n\
-             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nucleus-{b}.options]\n  ConfigPath = \"{d}/{b}.toml\"\n",
-            d = dir.display()
-        ));
+    assert!(handlers.contains(cri), "contrib config lost its CRI table");
+    format!(
+        "{}\n[plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"{d}/cni/bin\"\n  conf_dir = \"{d}/cni/conf\"\n",
+        handlers.replacen(cri, &settings, 1),
+        d = dir.display()
+    )
+}
+
+/// The CRI runtime handler contrib/containerd-config.toml registers for a
+/// backend (runsc is the default, `nucleus`).
+pub fn cri_handler(backend: &str) -> String {
+    match backend {
+        "runsc" => "nucleus".to_string(),
+        b => format!("nucleus-{b}"),
     }
-    c
 }
 
 /// The in-container probe (tests/probe/probe.rs), built static once per
@@ -227,6 +242,9 @@ pub struct Env {
     pub dir: PathBuf,
     pub address: String,
     pub namespace: String,
+    /// Runtime roots are under `dir` (CRI tests) rather than the shim's
+    /// default /run/nucleus/<backend>/<namespace>.
+    own_runtime_roots: bool,
     containerd: Option<Child>,
 }
 
@@ -237,9 +255,9 @@ impl Env {
         Self::start_with(test, backend, false)
     }
 
-    /// Like [`Env::start`], with containerd's CRI plugin on: handlers
-    /// `nucleus-runsc`, `nucleus-crun`, `nucleus-runc` (runtime_type
-    /// io.nucleus.v1, ConfigPath to the backend's nucleus.toml), the
+    /// Like [`Env::start`], with containerd's CRI plugin on: the handlers of
+    /// contrib/containerd-config.toml (see [`cri_handler`]; ConfigPath to
+    /// the backend's nucleus.toml in the test dir), the
     /// namespace `k8s.io`, and the busybox and pause images imported.
     pub fn start_cri(test: &str, backend: &str) -> Option<Env> {
         let env = Self::start_with(test, backend, true)?;
@@ -286,7 +304,16 @@ impl Env {
         for b in BACKENDS {
             std::fs::write(
                 dir.join(format!("{b}.toml")),
-                format!("[runtime]\nname = \"{b}\"\n"),
+                if cri {
+                    // Pods of concurrent CRI tests share the namespace
+                    // k8s.io: each test keeps its runtime state apart.
+                    format!(
+                        "[runtime]\nname = \"{b}\"\nroot = \"{}/rt/{b}\"\n",
+                        dir.display()
+                    )
+                } else {
+                    format!("[runtime]\nname = \"{b}\"\n")
+                },
             )
             .expect("writing nucleus.toml");
         }
@@ -298,6 +325,7 @@ impl Env {
             } else {
                 format!("t-{}", test.replace("::", "-").replace('_', "-"))
             },
+            own_runtime_roots: cri,
             containerd: None,
         };
         env.spawn_containerd();
@@ -358,11 +386,11 @@ impl Env {
         self.wait_containerd();
     }
 
-    /// Removes runtime containers an interrupted earlier run of this test
-    /// left under its namespace's runtime roots.
+    /// Removes runtime containers an interrupted earlier run of this test (or
+    /// a failed one) left under its runtime roots.
     fn clear_stale_runtime_state(&self) {
         for b in BACKENDS {
-            let root = Path::new("/run/nucleus").join(b).join(&self.namespace);
+            let root = self.runtime_root(b);
             let Ok(entries) = std::fs::read_dir(&root) else {
                 continue;
             };
@@ -566,11 +594,22 @@ impl Env {
             .collect()
     }
 
+    /// The `--root` the shim gives `backend` in this test.
+    pub fn runtime_root(&self, backend: &str) -> PathBuf {
+        if self.own_runtime_roots {
+            self.dir.join("rt").join(backend)
+        } else {
+            Path::new("/run/nucleus")
+                .join(backend)
+                .join(&self.namespace)
+        }
+    }
+
     /// Asserts nothing of `ids` is left: shim processes, sockets, mounts,
     /// runtime state or processes. Waits briefly for shims still exiting.
     pub fn assert_clean(&self, backend: &str, ids: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let runtime_root = format!("/run/nucleus/{backend}/{}", self.namespace);
+        let runtime_root = self.runtime_root(backend).display().to_string();
         let bundles = self
             .dir
             .join("state/io.containerd.runtime.v2.task")
@@ -601,7 +640,14 @@ impl Env {
             for m in mounts_under(&bundles) {
                 left.push(format!("mount {m}"));
             }
-            if Path::new(&runtime_root).exists() {
+            if self.own_runtime_roots {
+                // A configured root is the user's: it stays, empty.
+                if let Ok(entries) = std::fs::read_dir(&runtime_root) {
+                    for e in entries.flatten() {
+                        left.push(format!("runtime state {}", e.path().display()));
+                    }
+                }
+            } else if Path::new(&runtime_root).exists() {
                 left.push(format!("runtime state dir {runtime_root}"));
             }
             if left.is_empty() {
@@ -684,6 +730,8 @@ impl Drop for Env {
             // SAFETY: killing a leftover shim of this test's own containerd.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }
+        // Their runtime containers (runsc sandboxes outlive the shim).
+        self.clear_stale_runtime_state();
         let mut mounts = mounts_under(&self.dir);
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in mounts {
