@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Prepares a Debian (bookworm) host for nucleus-shim, as root: installs
-# containerd, the OCI runtimes and busybox-static from Debian's packages, and
-# fixes the cgroup layout crun needs. Idempotent.
+# containerd, the OCI runtimes, busybox-static and the CNI plugins (CRI pods)
+# from Debian's packages, and fixes the cgroup layout crun needs. Idempotent.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh: run as root" >&2; exit 1; }
 
-pkgs=(containerd runc crun runsc busybox-static file tar coreutils)
+pkgs=(containerd runc crun runsc busybox-static containernetworking-plugins iproute2 file tar coreutils)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -10,6 +10,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use common::Env;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
@@ -41,9 +42,20 @@ struct Shape {
     shared_pid: bool,
     /// The pod annotation `io.nucleus.policy: strict`.
     strict: bool,
+    /// `hostNetwork`; otherwise the pod gets a network namespace of its own
+    /// from CNI (the test's bridge) and its second container serves HTTP.
+    host_network: bool,
 }
 
 impl Shape {
+    fn network_mode(self) -> i32 {
+        if self.host_network {
+            NamespaceMode::Node as i32
+        } else {
+            NamespaceMode::Pod as i32
+        }
+    }
+
     fn pid_mode(self) -> i32 {
         if self.shared_pid {
             NamespaceMode::Pod as i32
@@ -66,9 +78,8 @@ fn pod_config(env: &Env, name: &str, shape: Shape) -> PodSandboxConfig {
         log_directory: logs.display().to_string(),
         linux: Some(LinuxPodSandboxConfig {
             security_context: Some(LinuxSandboxSecurityContext {
-                // The host network: no CNI needed.
                 namespace_options: Some(NamespaceOption {
-                    network: NamespaceMode::Node as i32,
+                    network: shape.network_mode(),
                     pid: shape.pid_mode(),
                     ..Default::default()
                 }),
@@ -91,7 +102,7 @@ fn container_config(name: &str, script: &str, shape: Shape) -> ContainerConfig {
         linux: Some(LinuxContainerConfig {
             security_context: Some(LinuxContainerSecurityContext {
                 namespace_options: Some(NamespaceOption {
-                    network: NamespaceMode::Node as i32,
+                    network: shape.network_mode(),
                     pid: shape.pid_mode(),
                     ..Default::default()
                 }),
@@ -163,7 +174,14 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
                 pod_sandbox_id: pod.clone(),
                 config: Some(container_config(
                     name,
-                    &format!("echo hello-from-{name}; echo err-from-{name} >&2; exec sleep 1000"),
+                    &format!(
+                        "echo hello-from-{name}; echo err-from-{name} >&2; {}",
+                        if name == "second" && !shape.host_network {
+                            "echo pod-net-ok > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"
+                        } else {
+                            "exec sleep 1000"
+                        }
+                    ),
                     shape,
                 )),
                 sandbox_config: Some(config.clone()),
@@ -199,7 +217,7 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
 
     // pid 1 is the pod's sandbox (pause: sleep 2147483647) in a shared pid
     // namespace, the container's own init (sleep 1000) otherwise.
-    let init = exec_text(&mut rt, &ids[1], "tr '\\0' ' ' < /proc/1/cmdline").await;
+    let init = exec_text(&mut rt, &ids[0], "tr '\\0' ' ' < /proc/1/cmdline").await;
     if shape.shared_pid {
         assert!(init.contains("2147483647"), "pid 1 is {init:?}");
     } else {
@@ -212,7 +230,7 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
     // The pod's policy reaches every container: strict makes / read-only.
     let root = exec_text(
         &mut rt,
-        &ids[1],
+        &ids[0],
         "touch /nucleus-probe 2>/dev/null && echo writable || echo read-only",
     )
     .await;
@@ -230,6 +248,41 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
         let line = format!("container {id}: policy {level} on {backend}");
         assert!(log.contains(&line), "no {line:?} in the containerd log");
     }
+
+    // A pod network: the pod has its CNI address, reachable from the host,
+    // and its containers share one network namespace (localhost; nc, as
+    // busybox wget trips over gVisor 20221219's host network stack).
+    let netns = if shape.host_network {
+        None
+    } else {
+        let (_, prefix) = env.pod_network.clone().expect("pod network");
+        let ip = rt
+            .pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: pod.clone(),
+                verbose: false,
+            })
+            .await
+            .expect("PodSandboxStatus")
+            .into_inner()
+            .status
+            .and_then(|s| s.network)
+            .map(|n| n.ip)
+            .unwrap_or_default();
+        assert!(ip.starts_with(&prefix), "pod ip {ip:?} not in {prefix}0/24");
+        assert_eq!(http_get(&ip).trim(), "pod-net-ok");
+        assert_eq!(
+            exec_text(
+                &mut rt,
+                &ids[0],
+                "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 8080 | tail -n 1"
+            )
+            .await,
+            "pod-net-ok\n"
+        );
+        let path = sandbox_netns(&env, &pod);
+        assert!(Path::new(&path).exists(), "{path}");
+        Some((ip, path))
+    };
 
     // CRI's log files get each container's stdout and stderr.
     let log = env.dir.join("pod-logs/first.log");
@@ -282,6 +335,9 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
         exec_text(&mut rt, &ids[1], "echo still-here").await,
         "still-here\n"
     );
+    if let Some((ip, _)) = &netns {
+        assert_eq!(http_get(ip).trim(), "pod-net-ok");
+    }
 
     for id in &ids {
         rt.stop_container(StopContainerRequest {
@@ -310,6 +366,56 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
     all.push(pod.clone());
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     env.assert_clean(backend, &all);
+    if let Some((_, path)) = netns {
+        assert!(!Path::new(&path).exists(), "pod netns {path} left behind");
+    }
+}
+
+/// `GET /` from the pod's port 8080, waiting up to 10 s for it to listen.
+fn http_get(ip: &str) -> String {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = format!("{ip}:8080").parse().expect("pod address");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let timeout = std::time::Duration::from_secs(2);
+            let mut c = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+            c.set_read_timeout(Some(timeout))?;
+            c.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut reply = String::new();
+            c.read_to_string(&mut reply)?;
+            Ok(reply)
+        })();
+        match attempt {
+            Ok(reply) => {
+                return reply
+                    .split_once("\r\n\r\n")
+                    .map(|(_, body)| body.to_string())
+                    .unwrap_or(reply)
+            }
+            Err(e) if std::time::Instant::now() > deadline => panic!("GET http://{addr}/: {e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
+}
+
+/// The network namespace CRI made for a pod, from its sandbox's spec.
+fn sandbox_netns(env: &Env, pod: &str) -> String {
+    let config = env
+        .dir
+        .join("state/io.containerd.runtime.v2.task")
+        .join(&env.namespace)
+        .join(pod)
+        .join("config.json");
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).expect("sandbox config.json"))
+            .expect("sandbox spec");
+    spec["linux"]["namespaces"]
+        .as_array()
+        .and_then(|nss| nss.iter().find(|ns| ns["type"] == "network"))
+        .and_then(|ns| ns["path"].as_str())
+        .expect("a network namespace path in the sandbox spec")
+        .to_string()
 }
 
 fn block_on(f: impl std::future::Future<Output = ()>) {
@@ -326,18 +432,20 @@ macro_rules! cri_on {
             mod $backend {
                 use super::*;
 
-                /// The kubelet's defaults: a pid namespace per container.
+                /// The kubelet's defaults: a pod network, a pid namespace per
+                /// container.
                 #[test]
                 fn pod() {
-                    let shape = Shape { shared_pid: false, strict: false };
+                    let shape = Shape { shared_pid: false, strict: false, host_network: false };
                     let b = stringify!($backend);
                     block_on(pod_lifecycle(b, &format!("cri-{b}"), shape));
                 }
 
-                /// `shareProcessNamespace` and `io.nucleus.policy: strict`.
+                /// `hostNetwork`, `shareProcessNamespace` and
+                /// `io.nucleus.policy: strict`.
                 #[test]
                 fn shared_pid_strict_pod() {
-                    let shape = Shape { shared_pid: true, strict: true };
+                    let shape = Shape { shared_pid: true, strict: true, host_network: true };
                     let b = stringify!($backend);
                     block_on(pod_lifecycle(b, &format!("cri-{b}-shared"), shape));
                 }

@@ -121,8 +121,12 @@ impl Backend {
     /// runsc refuses a network namespace without a path ("cannot run with
     /// network enabled in root network namespace"): such a spec gets
     /// `--network=none` (loopback only, like runc's empty netns); a netns with
-    /// a path (CRI pods) keeps sandbox networking; no netns entry means host.
-    pub fn spec_flags(self, spec: &Value) -> Vec<String> {
+    /// a path (CRI pods) keeps sandbox networking, unless `misread(path)`
+    /// says this runsc would take that namespace for the host's (see
+    /// [`super::netns`]): then the sandbox joins it and uses the kernel's
+    /// stack there (`--network=host`); no netns entry means host. App
+    /// containers joining a pod's sandbox take its network as it is.
+    pub fn spec_flags(self, spec: &Value, misread: impl FnOnce(&str) -> bool) -> Vec<String> {
         if self != Backend::Runsc {
             return Vec::new();
         }
@@ -136,7 +140,13 @@ impl Backend {
         match netns {
             None => vec!["--network=host".into()],
             Some(ns) => match ns.get("path").and_then(Value::as_str) {
-                Some(p) if !p.is_empty() => Vec::new(),
+                Some(p) if !p.is_empty() => {
+                    if !self.shares_sandbox_pid(spec) && misread(p) {
+                        vec!["--network=host".into()]
+                    } else {
+                        Vec::new()
+                    }
+                }
                 _ => vec!["--network=none".into()],
             },
         }
@@ -216,12 +226,22 @@ mod tests {
     fn runsc_network_mapping() {
         let b = Backend::Runsc;
         let own = json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "network"}]}});
-        assert_eq!(b.spec_flags(&own), vec!["--network=none"]);
+        let never = |_: &str| false;
+        assert_eq!(b.spec_flags(&own, never), vec!["--network=none"]);
         let pod =
             json!({"linux": {"namespaces": [{"type": "network", "path": "/var/run/netns/x"}]}});
-        assert!(b.spec_flags(&pod).is_empty());
+        assert!(b.spec_flags(&pod, never).is_empty());
+        // A runsc that would misread the pod's namespace: kernel stack in it.
+        assert_eq!(
+            b.spec_flags(&pod, |p| p == "/var/run/netns/x"),
+            vec!["--network=host"]
+        );
+        // App containers of a pod take the sandbox's network as it is.
+        let mut app = pod.clone();
+        app["annotations"] = json!({CONTAINER_TYPE_ANNOTATION: "container"});
+        assert!(b.spec_flags(&app, |_| panic!("not probed")).is_empty());
         let host = json!({"linux": {"namespaces": [{"type": "pid"}]}});
-        assert_eq!(b.spec_flags(&host), vec!["--network=host"]);
-        assert!(Backend::Runc.spec_flags(&own).is_empty());
+        assert_eq!(b.spec_flags(&host, never), vec!["--network=host"]);
+        assert!(Backend::Runc.spec_flags(&own, never).is_empty());
     }
 }

@@ -2,6 +2,7 @@
 //! Backend differences live in [`backend`].
 
 mod backend;
+pub mod netns;
 
 use std::ffi::OsString;
 use std::fmt;

@@ -92,7 +92,19 @@ pub fn runtime_for(
     cfg: &Config,
     spec: &Value,
 ) -> Runtime {
-    let mut flags = cfg.backend.spec_flags(spec);
+    let mut flags = cfg.backend.spec_flags(spec, |netns| {
+        let misread = crate::runtime::netns::runsc_misreads(&cfg.binary, Path::new(netns));
+        if misread {
+            log::warn!(
+                "container {id}: {} would take the pod network namespace {netns} for the \
+                 host's (it predates kernels showing net.core.rmem_default in every \
+                 namespace): the sandbox uses the kernel's network stack inside that \
+                 namespace (--network=host) instead of its own",
+                cfg.binary.display()
+            );
+        }
+        misread
+    });
     flags.extend(cfg.flags.iter().cloned());
     log::info!(
         "container {id}: runtime {} ({}) from {}",

@@ -142,10 +142,49 @@ fn cri_config(dir: &Path) -> String {
     );
     assert!(handlers.contains(cri), "contrib config lost its CRI table");
     format!(
-        "{}\n[plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"{d}/cni/bin\"\n  conf_dir = \"{d}/cni/conf\"\n",
+        "{}\n[plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"{CNI_BIN_DIR}\"\n  conf_dir = \"{d}/cni/conf\"\n",
         handlers.replacen(cri, &settings, 1),
         d = dir.display()
     )
+}
+
+/// Where Debian's containernetworking-plugins puts the CNI plugins.
+pub const CNI_BIN_DIR: &str = "/usr/lib/cni";
+
+/// A pod network of the test's own: a bridge (named after the test dir,
+/// removed when the test ends) with host-local addresses in a /24 no other
+/// test of this run uses. Returns the bridge name and the subnet prefix
+/// (e.g. "10.123.4.").
+fn write_cni_config(dir: &Path) -> (String, String) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let prefix = format!("10.{}.{}.", 100 + std::process::id() % 100, n % 250);
+    let bridge = format!("ntb{}x{n}", std::process::id() % 100_000);
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": bridge,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": bridge,
+                "isGateway": true,
+                "ipMasq": false,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": format!("{prefix}0/24")}]],
+                    "dataDir": dir.join("cni/ipam").display().to_string()
+                }
+            },
+            {"type": "loopback"}
+        ]
+    });
+    std::fs::create_dir_all(dir.join("cni/conf")).expect("CNI conf dir");
+    std::fs::write(
+        dir.join("cni/conf/10-nucleus-test.conflist"),
+        conf.to_string(),
+    )
+    .expect("writing the CNI config");
+    (bridge, prefix)
 }
 
 /// The CRI runtime handler contrib/containerd-config.toml registers for a
@@ -245,6 +284,8 @@ pub struct Env {
     /// Runtime roots are under `dir` (CRI tests) rather than the shim's
     /// default /run/nucleus/<backend>/<namespace>.
     own_runtime_roots: bool,
+    /// CRI tests: the pod network's bridge and subnet prefix ("10.x.y.").
+    pub pod_network: Option<(String, String)>,
     containerd: Option<Child>,
 }
 
@@ -257,9 +298,17 @@ impl Env {
 
     /// Like [`Env::start`], with containerd's CRI plugin on: the handlers of
     /// contrib/containerd-config.toml (see [`cri_handler`]; ConfigPath to
-    /// the backend's nucleus.toml in the test dir), the
+    /// the backend's nucleus.toml in the test dir), a bridge pod network of
+    /// the test's own, the
     /// namespace `k8s.io`, and the busybox and pause images imported.
     pub fn start_cri(test: &str, backend: &str) -> Option<Env> {
+        let bridge = Path::new(CNI_BIN_DIR).join("bridge");
+        if !prerequisite(
+            bridge.is_file() && on_path("ip"),
+            "CNI plugins and ip (containernetworking-plugins, iproute2; run contrib/setup-host.sh)",
+        ) {
+            return None;
+        }
         let env = Self::start_with(test, backend, true)?;
         for tar in [
             image_dir().join("image.tar"),
@@ -317,6 +366,7 @@ impl Env {
             )
             .expect("writing nucleus.toml");
         }
+        let pod_network = cri.then(|| write_cni_config(&dir));
         let mut env = Env {
             dir,
             address,
@@ -326,6 +376,7 @@ impl Env {
                 format!("t-{}", test.replace("::", "-").replace('_', "-"))
             },
             own_runtime_roots: cri,
+            pod_network,
             containerd: None,
         };
         env.spawn_containerd();
@@ -594,6 +645,34 @@ impl Env {
             .collect()
     }
 
+    /// Network namespaces (paths under /run/netns) in this test's bundles.
+    fn pod_netns_paths(&self) -> Vec<String> {
+        let bundles = self
+            .dir
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&self.namespace);
+        let mut found = Vec::new();
+        for e in std::fs::read_dir(bundles).into_iter().flatten().flatten() {
+            let Ok(data) = std::fs::read(e.path().join("config.json")) else {
+                continue;
+            };
+            let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&data) else {
+                continue;
+            };
+            for ns in spec["linux"]["namespaces"].as_array().into_iter().flatten() {
+                if let Some(p) = ns["path"].as_str() {
+                    if ns["type"] == "network"
+                        && (p.starts_with("/var/run/netns/") || p.starts_with("/run/netns/"))
+                        && !found.iter().any(|f| f == p)
+                    {
+                        found.push(p.to_string());
+                    }
+                }
+            }
+        }
+        found
+    }
+
     /// The `--root` the shim gives `backend` in this test.
     pub fn runtime_root(&self, backend: &str) -> PathBuf {
         if self.own_runtime_roots {
@@ -722,7 +801,15 @@ impl Drop for Env {
             let _ = c.kill();
             let _ = c.wait();
         }
-        // Anything a failed test left: shims of this containerd, then mounts.
+        // Anything a failed test left: pod network namespaces CRI made (named
+        // in the bundles, which go with the shims), shims of this
+        // containerd, their runtime containers, then mounts.
+        if self.pod_network.is_some() {
+            for netns in self.pod_netns_paths() {
+                let _ = nix::mount::umount2(Path::new(&netns), nix::mount::MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_file(&netns);
+            }
+        }
         for (pid, _) in live_processes()
             .into_iter()
             .filter(|(_, cmd)| cmd.contains(&format!("-address {}", self.address)))
@@ -732,6 +819,12 @@ impl Drop for Env {
         }
         // Their runtime containers (runsc sandboxes outlive the shim).
         self.clear_stale_runtime_state();
+        if let Some((bridge, _)) = &self.pod_network {
+            let _ = Command::new("ip")
+                .args(["link", "del", bridge])
+                .stderr(Stdio::null())
+                .status();
+        }
         let mut mounts = mounts_under(&self.dir);
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in mounts {
