@@ -1,10 +1,11 @@
 //! Kubernetes through containerd's CRI plugin, with a CRI client of the
 //! suite's own (the CRI v1 API over containerd's socket): a pod with two
 //! containers on the handler contrib/containerd-config.toml registers for
-//! the backend, ExecSync, container logs, one nucleus shim for the whole
-//! pod, one container stopping while its sibling runs on, and a clean
-//! teardown; once with the kubelet's defaults (a pid namespace per
-//! container) and once as a pod sharing its pid namespace
+//! the backend, ExecSync, streaming exec over containerd's stream server,
+//! container logs, one nucleus shim for the whole pod, one container
+//! stopping while its sibling runs on, and a clean teardown; once with the
+//! kubelet's defaults (a CNI pod network of the test's own, a pid namespace
+//! per container) and once as a host-network pod sharing its pid namespace
 //! (`shareProcessNamespace`) that asks the strict policy by annotation.
 
 mod common;
@@ -249,6 +250,33 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
         assert!(log.contains(&line), "no {line:?} in the containerd log");
     }
 
+    // Streaming exec through containerd's stream server (what `kubectl
+    // exec` uses): stdin in, stdout and stderr apart, the exit code in the
+    // status; and with a terminal, resized by the client.
+    let url = exec_url(
+        &mut rt,
+        &ids[0],
+        "read x; echo got-$x; echo to-err >&2; exit 7",
+        false,
+    )
+    .await;
+    let out = stream_exec(&url, b"abc\n", None);
+    assert_eq!(out.stdout, "got-abc\n", "{out:?}");
+    assert_eq!(out.stderr, "to-err\n", "{out:?}");
+    assert_eq!(exit_code(&out.status), Some(7), "{out:?}");
+    let url = exec_url(
+        &mut rt,
+        &ids[0],
+        "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do \
+         s=$(stty size); [ \"$s\" = \"30 100\" ] && break; sleep 0.2; done; echo size $s; [ -t 0 ] && echo on-a-terminal",
+        true,
+    )
+    .await;
+    let out = stream_exec(&url, b"", Some((100, 30)));
+    assert!(out.stdout.contains("size 30 100"), "{out:?}");
+    assert!(out.stdout.contains("on-a-terminal"), "{out:?}");
+    assert_eq!(exit_code(&out.status), Some(0), "{out:?}");
+
     // A pod network: the pod has its CNI address, reachable from the host,
     // and its containers share one network namespace (localhost; nc, as
     // busybox wget trips over gVisor 20221219's host network stack).
@@ -369,6 +397,108 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
     if let Some((_, path)) = netns {
         assert!(!Path::new(&path).exists(), "pod netns {path} left behind");
     }
+}
+
+/// The stream server URL for running `script` in a container (CRI Exec).
+async fn exec_url(
+    rt: &mut RuntimeServiceClient<Channel>,
+    id: &str,
+    script: &str,
+    tty: bool,
+) -> String {
+    rt.exec(ExecRequest {
+        container_id: id.to_string(),
+        cmd: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        tty,
+        stdin: true,
+        stdout: true,
+        // With a terminal, stderr is the terminal too.
+        stderr: !tty,
+    })
+    .await
+    .expect("Exec")
+    .into_inner()
+    .url
+}
+
+/// What a streamed exec produced.
+#[derive(Debug, Default)]
+struct Streamed {
+    stdout: String,
+    stderr: String,
+    /// The v4 status object (metav1.Status) from the error channel.
+    status: String,
+}
+
+/// Runs an exec the stream server holds at `url`, over WebSocket with the
+/// `v4.channel.k8s.io` protocol: one byte of channel (0 stdin, 1 stdout,
+/// 2 stderr, 3 status, 4 resize) before each message's data.
+fn stream_exec(url: &str, stdin: &[u8], resize: Option<(u16, u16)>) -> Streamed {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::{Error, Message};
+    let mut req = url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .expect("stream URL");
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        tungstenite::http::HeaderValue::from_static("v4.channel.k8s.io"),
+    );
+    let (mut ws, _) = tungstenite::connect(req).expect("connecting to the stream server");
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("read timeout");
+    }
+    let mut send = |channel: u8, data: &[u8]| {
+        let mut frame = vec![channel];
+        frame.extend_from_slice(data);
+        ws.send(Message::binary(frame))
+            .expect("sending to the stream");
+    };
+    if let Some((width, height)) = resize {
+        send(
+            4,
+            format!("{{\"Width\":{width},\"Height\":{height}}}").as_bytes(),
+        );
+    }
+    if !stdin.is_empty() {
+        send(0, stdin);
+    }
+    let mut out = Streamed::default();
+    loop {
+        match ws.read() {
+            Ok(Message::Binary(data)) if !data.is_empty() => {
+                let text = String::from_utf8_lossy(&data[1..]);
+                match data[0] {
+                    1 => out.stdout.push_str(&text),
+                    2 => out.stderr.push_str(&text),
+                    3 => out.status.push_str(&text),
+                    _ => {}
+                }
+            }
+            Ok(Message::Close(_))
+            | Err(Error::ConnectionClosed | Error::AlreadyClosed | Error::Protocol(_)) => break,
+            Ok(_) => {}
+            Err(e) => panic!("reading the stream: {e} (so far {out:?})"),
+        }
+    }
+    out
+}
+
+/// The exit code in a v4 exec status: 0 for Success, else the ExitCode
+/// cause of a NonZeroExitCode failure.
+fn exit_code(status: &str) -> Option<i32> {
+    let v: serde_json::Value = serde_json::from_str(status).ok()?;
+    if v["status"] == "Success" {
+        return Some(0);
+    }
+    v["details"]["causes"]
+        .as_array()?
+        .iter()
+        .find(|c| c["reason"] == "ExitCode")?["message"]
+        .as_str()?
+        .parse()
+        .ok()
 }
 
 /// `GET /` from the pod's port 8080, waiting up to 10 s for it to listen.
