@@ -245,9 +245,15 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
         }
     );
     let log = env.containerd_log();
+    // The handler's ConfigPath (CRI's runtime options) chose the runtime.
+    let toml = format!("from {}/{backend}.toml", env.dir.display());
     for id in ids.iter().chain([&pod]) {
         let line = format!("container {id}: policy {level} on {backend}");
         assert!(log.contains(&line), "no {line:?} in the containerd log");
+        let chosen = log.lines().any(|l| {
+            l.contains(&format!("container {id}: runtime {backend} (")) && l.contains(&toml)
+        });
+        assert!(chosen, "container {id}: no runtime line naming {toml:?}");
     }
 
     // Streaming exec through containerd's stream server (what `kubectl
