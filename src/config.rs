@@ -49,6 +49,12 @@ pub struct RuntimeSection {
     /// Use the systemd cgroup driver (runc/crun `--systemd-cgroup`).
     #[serde(default)]
     pub systemd_cgroup: bool,
+    /// runsc builds that take every network namespace for the host's (see
+    /// `runtime::netns`): run such pods on the kernel's network stack inside
+    /// the pod's namespace (`--network=host`, weaker isolation) instead of
+    /// refusing them.
+    #[serde(default)]
+    pub runsc_pod_host_stack: bool,
 }
 
 /// Everything the shim needs to drive a runtime for one container.
@@ -59,6 +65,8 @@ pub struct Config {
     pub root: PathBuf,
     pub flags: Vec<String>,
     pub systemd_cgroup: bool,
+    /// See [`RuntimeSection::runsc_pod_host_stack`].
+    pub runsc_pod_host_stack: bool,
     /// The hardening policy.
     pub policy: Policy,
     /// Where the settings came from, for logs and errors.
@@ -230,6 +238,7 @@ pub fn resolve(
         root,
         flags: r.flags.clone(),
         systemd_cgroup: r.systemd_cgroup || runc_systemd,
+        runsc_pod_host_stack: r.runsc_pod_host_stack,
         policy: file.policy.clone(),
         source,
     })

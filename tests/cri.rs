@@ -64,6 +64,16 @@ impl Shape {
             NamespaceMode::Container as i32
         }
     }
+
+    /// The namespace choices, the same for the pod and (as the kubelet
+    /// passes them on) each of its containers.
+    fn namespaces(self) -> Option<NamespaceOption> {
+        Some(NamespaceOption {
+            network: self.network_mode(),
+            pid: self.pid_mode(),
+            ..Default::default()
+        })
+    }
 }
 
 fn pod_config(env: &Env, name: &str, shape: Shape) -> PodSandboxConfig {
@@ -79,11 +89,7 @@ fn pod_config(env: &Env, name: &str, shape: Shape) -> PodSandboxConfig {
         log_directory: logs.display().to_string(),
         linux: Some(LinuxPodSandboxConfig {
             security_context: Some(LinuxSandboxSecurityContext {
-                namespace_options: Some(NamespaceOption {
-                    network: shape.network_mode(),
-                    pid: shape.pid_mode(),
-                    ..Default::default()
-                }),
+                namespace_options: shape.namespaces(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -99,14 +105,9 @@ fn pod_config(env: &Env, name: &str, shape: Shape) -> PodSandboxConfig {
 
 fn container_config(name: &str, script: &str, shape: Shape) -> ContainerConfig {
     ContainerConfig {
-        // The kubelet gives each container the pod's namespace choices.
         linux: Some(LinuxContainerConfig {
             security_context: Some(LinuxContainerSecurityContext {
-                namespace_options: Some(NamespaceOption {
-                    network: shape.network_mode(),
-                    pid: shape.pid_mode(),
-                    ..Default::default()
-                }),
+                namespace_options: shape.namespaces(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -351,20 +352,25 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
     })
     .await
     .expect("StopContainer");
-    // Give a wrongly reported sibling exit time to arrive.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let status = rt
-        .container_status(ContainerStatusRequest {
-            container_id: ids[1].clone(),
-            verbose: false,
-        })
-        .await
-        .expect("ContainerStatus")
-        .into_inner();
-    assert_eq!(
-        status.status.map(|s| s.state),
-        Some(ContainerState::ContainerRunning as i32)
-    );
+    // The sibling stays running (a wrongly reported exit arrives within
+    // milliseconds; watch for a second).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        let status = rt
+            .container_status(ContainerStatusRequest {
+                container_id: ids[1].clone(),
+                verbose: false,
+            })
+            .await
+            .expect("ContainerStatus")
+            .into_inner();
+        assert_eq!(
+            status.status.map(|s| s.state),
+            Some(ContainerState::ContainerRunning as i32),
+            "the sibling of a stopped container"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(
         exec_text(&mut rt, &ids[1], "echo still-here").await,
         "still-here\n"
@@ -441,6 +447,7 @@ struct Streamed {
 /// 2 stderr, 3 status, 4 resize) before each message's data.
 fn stream_exec(url: &str, stdin: &[u8], resize: Option<(u16, u16)>) -> Streamed {
     use tungstenite::client::IntoClientRequest;
+    use tungstenite::error::ProtocolError;
     use tungstenite::{Error, Message};
     let mut req = url
         .replacen("http://", "ws://", 1)
@@ -482,8 +489,13 @@ fn stream_exec(url: &str, stdin: &[u8], resize: Option<(u16, u16)>) -> Streamed 
                     _ => {}
                 }
             }
+            // The stream server closes without a closing handshake.
             Ok(Message::Close(_))
-            | Err(Error::ConnectionClosed | Error::AlreadyClosed | Error::Protocol(_)) => break,
+            | Err(
+                Error::ConnectionClosed
+                | Error::AlreadyClosed
+                | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+            ) => break,
             Ok(_) => {}
             Err(e) => panic!("reading the stream: {e} (so far {out:?})"),
         }
@@ -554,6 +566,94 @@ fn sandbox_netns(env: &Env, pod: &str) -> String {
         .to_string()
 }
 
+/// A pod network with a runsc build that cannot take it and no
+/// `runsc_pod_host_stack`: RunPodSandbox fails at once with the reason and
+/// the remedy, and nothing is left. Where runsc can take the pod's
+/// namespace, the same pod just runs.
+async fn runsc_pod_network_refused_clearly() {
+    let Some(env) = Env::start_cri("cri-runsc-netcheck", "runsc") else {
+        return;
+    };
+    std::fs::write(
+        env.dir.join("runsc.toml"),
+        format!(
+            "[runtime]\nname = \"runsc\"\nroot = \"{}\"\n",
+            env.runtime_root("runsc").display()
+        ),
+    )
+    .expect("rewriting runsc.toml");
+    let misfit = runsc_misreads_a_fresh_netns();
+    eprintln!("this host's runsc takes pod network namespaces for the host's: {misfit}");
+    let mut rt = client(&env.address).await;
+    let shape = Shape {
+        shared_pid: false,
+        strict: false,
+        host_network: false,
+    };
+    let result = rt
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(pod_config(&env, "p1", shape)),
+            runtime_handler: common::cri_handler("runsc"),
+        })
+        .await;
+    match result {
+        Err(e) => {
+            assert!(misfit, "RunPodSandbox: {e}");
+            let m = e.message();
+            assert!(m.contains("would refuse the pod network namespace"), "{m}");
+            assert!(m.contains("runtime.runsc_pod_host_stack = true"), "{m}");
+        }
+        Ok(pod) => {
+            assert!(!misfit, "a pod network this runsc cannot take was accepted");
+            let pod = pod.into_inner().pod_sandbox_id;
+            rt.stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
+            .await
+            .expect("StopPodSandbox");
+            rt.remove_pod_sandbox(RemovePodSandboxRequest {
+                pod_sandbox_id: pod,
+            })
+            .await
+            .expect("RemovePodSandbox");
+        }
+    }
+    // Sandboxes CRI gave up on: listed, to be sure none is running.
+    let pods = rt
+        .list_pod_sandbox(ListPodSandboxRequest { filter: None })
+        .await
+        .expect("ListPodSandbox")
+        .into_inner()
+        .items;
+    assert!(
+        pods.iter()
+            .all(|p| p.state != PodSandboxState::SandboxReady as i32),
+        "{pods:#?}"
+    );
+    env.assert_clean("runsc", &[]);
+}
+
+/// Whether the shim's check finds this host's runsc unable to take a
+/// network namespace: one made here for the purpose, on a thread of its own.
+fn runsc_misreads_a_fresh_netns() -> bool {
+    let runsc = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join("runsc"))
+        .find(|p| p.is_file())
+        .expect("runsc on PATH");
+    std::thread::spawn(move || {
+        // SAFETY: a new network namespace for this thread only.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+        // SAFETY: gettid has no side effects.
+        let tid = unsafe { libc::gettid() };
+        let netns = format!("/proc/self/task/{tid}/ns/net");
+        nucleus_shim::runtime::netns::runsc_misreads(&runsc, Path::new(&netns))
+    })
+    .join()
+    .expect("netns thread")
+}
+
 fn block_on(f: impl std::future::Future<Output = ()>) {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -591,3 +691,8 @@ macro_rules! cri_on {
 }
 
 cri_on!(runsc, crun, runc);
+
+#[test]
+fn runsc_pod_network_needs_a_runsc_that_can_take_it() {
+    block_on(runsc_pod_network_refused_clearly());
+}

@@ -71,28 +71,31 @@ impl Backend {
                 == Some("container")
     }
 
-    /// Adapts a spec to what this backend understands; returns whether it
-    /// changed. For runsc app containers of a pod:
+    /// Adapts a spec to what this backend understands; returns what it
+    /// changed (empty: nothing). For runsc app containers of a pod:
     /// - the CRI annotation `io.kubernetes.cri.sandbox-id` must carry the
     ///   prefixed id the sandbox was created with;
-    /// - a pid namespace given by path means the pod's shared one. runsc
-    ///   keys namespaces by that path string, so the first app container
-    ///   would become the init of a fresh namespace and take its siblings
-    ///   down when it exits. Without the entry the container joins the
-    ///   sandbox's own namespace, whose init is the pod's sandbox container,
-    ///   as under runc.
-    pub fn adapt_spec(self, spec: &mut Value, namespace: &str) -> bool {
+    /// - a pid namespace given by path means one the pod already has. runsc
+    ///   keys namespaces by that path string, and every container of a pod
+    ///   has the sandbox's host pid, so the path cannot say which: the first
+    ///   app container would become the init of a fresh namespace and take
+    ///   its siblings down when it exits. Without the entry the container
+    ///   joins the sandbox's own namespace, whose init is the pod's sandbox
+    ///   container, as under runc with `shareProcessNamespace`. (A
+    ///   `kubectl debug --target` container also lands there: it sees the
+    ///   whole pod rather than just its target.)
+    pub fn adapt_spec(self, spec: &mut Value, namespace: &str) -> Vec<&'static str> {
+        let mut changed = Vec::new();
         let prefix = self.id_prefix(namespace);
         if prefix.is_empty() {
-            return false;
+            return changed;
         }
         let joins_sandbox = self.shares_sandbox_pid(spec);
-        let mut changed = false;
         if let Some(annotations) = spec.get_mut("annotations").and_then(Value::as_object_mut) {
             if let Some(Value::String(id)) = annotations.get_mut(SANDBOX_ID_ANNOTATION) {
                 if !id.starts_with(&prefix) {
                     *id = format!("{prefix}{id}");
-                    changed = true;
+                    changed.push("sandbox id prefixed with the namespace");
                 }
             }
         }
@@ -110,7 +113,9 @@ impl Backend {
                             .unwrap_or("")
                             .is_empty()
                 });
-                changed |= nss.len() != before;
+                if nss.len() != before {
+                    changed.push("joins the pod sandbox's pid namespace");
+                }
             }
         }
         changed
@@ -161,15 +166,20 @@ mod tests {
     #[test]
     fn runsc_sandbox_ids_get_the_namespace_prefix() {
         let mut spec = json!({"annotations": {SANDBOX_ID_ANNOTATION: "abc", "other": "x"}});
-        assert!(Backend::Runsc.adapt_spec(&mut spec, "k8s.io"));
+        assert_eq!(
+            Backend::Runsc.adapt_spec(&mut spec, "k8s.io"),
+            ["sandbox id prefixed with the namespace"]
+        );
         assert_eq!(spec["annotations"][SANDBOX_ID_ANNOTATION], "k8s.io+abc");
         assert!(
-            !Backend::Runsc.adapt_spec(&mut spec, "k8s.io"),
+            Backend::Runsc.adapt_spec(&mut spec, "k8s.io").is_empty(),
             "idempotent"
         );
         let mut spec = json!({"annotations": {SANDBOX_ID_ANNOTATION: "abc"}});
-        assert!(!Backend::Runc.adapt_spec(&mut spec, "k8s.io"));
-        assert!(!Backend::Runsc.adapt_spec(&mut json!({}), "k8s.io"));
+        assert!(Backend::Runc.adapt_spec(&mut spec, "k8s.io").is_empty());
+        assert!(Backend::Runsc
+            .adapt_spec(&mut json!({}), "k8s.io")
+            .is_empty());
     }
 
     #[test]
@@ -185,19 +195,22 @@ mod tests {
             })
         };
         let mut spec = shared("container");
-        assert!(Backend::Runsc.adapt_spec(&mut spec, "k8s.io"));
+        assert_eq!(
+            Backend::Runsc.adapt_spec(&mut spec, "k8s.io"),
+            ["joins the pod sandbox's pid namespace"]
+        );
         assert_eq!(
             spec["linux"]["namespaces"],
             json!([{"type": "network", "path": "/proc/42/ns/net"}, {"type": "mount"}])
         );
         assert!(
-            !Backend::Runsc.adapt_spec(&mut spec, "k8s.io"),
+            Backend::Runsc.adapt_spec(&mut spec, "k8s.io").is_empty(),
             "idempotent"
         );
         // A namespace of its own (the kubelet's default) stays.
         let mut own = shared("container");
         own["linux"]["namespaces"][0] = json!({"type": "pid"});
-        assert!(!Backend::Runsc.adapt_spec(&mut own, "k8s.io"));
+        assert!(Backend::Runsc.adapt_spec(&mut own, "k8s.io").is_empty());
         // The sandbox container itself, and other runtimes, are untouched.
         for (backend, kind) in [(Backend::Runsc, "sandbox"), (Backend::Runc, "container")] {
             let mut spec = shared(kind);

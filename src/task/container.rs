@@ -85,26 +85,44 @@ pub fn harden_bundle(
 }
 
 /// The runtime driver for a container, from its config and hardened spec.
+/// Refuses a pod this runsc build cannot network (see
+/// [`crate::runtime::netns`]) unless the config allows the kernel's stack.
 pub fn runtime_for(
     id: &str,
     namespace: &str,
     bundle: &Path,
     cfg: &Config,
     spec: &Value,
-) -> Runtime {
+) -> Result<Runtime, TaskError> {
+    let mut refused = None;
     let mut flags = cfg.backend.spec_flags(spec, |netns| {
-        let misread = crate::runtime::netns::runsc_misreads(&cfg.binary, Path::new(netns));
-        if misread {
+        if !crate::runtime::netns::runsc_misreads(&cfg.binary, Path::new(netns)) {
+            return false;
+        }
+        if cfg.runsc_pod_host_stack {
             log::warn!(
-                "container {id}: {} would take the pod network namespace {netns} for the \
-                 host's (it predates kernels showing net.core.rmem_default in every \
-                 namespace): the sandbox uses the kernel's network stack inside that \
-                 namespace (--network=host) instead of its own",
+                "container {id}: {} takes every network namespace for the host's on this \
+                 kernel; as runtime.runsc_pod_host_stack allows, the sandbox uses the \
+                 kernel's network stack inside {netns} (--network=host)",
                 cfg.binary.display()
             );
+            return true;
         }
-        misread
+        refused = Some(netns.to_string());
+        false
     });
+    if let Some(netns) = refused {
+        return Err(TaskError::precondition(format!(
+            "container {id}: {} would refuse the pod network namespace {netns}: this build \
+             takes every namespace for the host's on this kernel (net.core.rmem_default is \
+             visible in all of them; newer gVisor releases check otherwise). Upgrade runsc, \
+             or set runtime.runsc_pod_host_stack = true in nucleus.toml (now: {}) to run \
+             such pods on the kernel's network stack inside their namespace (weaker \
+             isolation)",
+            cfg.binary.display(),
+            cfg.source
+        )));
+    }
     flags.extend(cfg.flags.iter().cloned());
     log::info!(
         "container {id}: runtime {} ({}) from {}",
@@ -112,7 +130,7 @@ pub fn runtime_for(
         cfg.binary.display(),
         cfg.source
     );
-    Runtime {
+    Ok(Runtime {
         backend: cfg.backend,
         binary: cfg.binary.clone(),
         root: cfg.root.clone(),
@@ -120,7 +138,7 @@ pub fn runtime_for(
         systemd_cgroup: cfg.systemd_cgroup,
         log: bundle.join(LOG_FILE),
         id_prefix: cfg.backend.id_prefix(namespace),
-    }
+    })
 }
 
 /// Validates a container id the way runc does: no path tricks.
@@ -158,13 +176,20 @@ pub fn create(
     }
     let cfg = resolve_config(req, namespace)?;
     let (mut spec, exec_rules) = harden_bundle(&req.id, &bundle, &cfg)?;
-    if cfg.backend.adapt_spec(&mut spec, namespace) {
+    let adapted = cfg.backend.adapt_spec(&mut spec, namespace);
+    if !adapted.is_empty() {
+        log::info!(
+            "container {}: spec adapted for {}: {}",
+            req.id,
+            cfg.backend.name(),
+            adapted.join(", ")
+        );
         let data = serde_json::to_vec(&spec)
             .map_err(|e| TaskError::internal(format!("container {}: {e}", req.id)))?;
         harden::bundle::write_atomic(&bundle, harden::bundle::SPEC_FILE, &data)
             .map_err(|e| TaskError::internal(format!("container {}: {e}", req.id)))?;
     }
-    let runtime = runtime_for(&req.id, namespace, &bundle, &cfg, &spec);
+    let runtime = runtime_for(&req.id, namespace, &bundle, &cfg, &spec)?;
     std::fs::create_dir_all(&runtime.root).map_err(|e| {
         TaskError::internal(format!("runtime root {}: {e}", runtime.root.display()))
     })?;

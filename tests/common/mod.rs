@@ -148,6 +148,11 @@ fn cri_config(dir: &Path) -> String {
     )
 }
 
+/// What CRI tests let runsc do with pod networks: Debian's runsc 20221219
+/// takes every network namespace for the host's on Linux 6.x (see
+/// src/runtime/netns.rs). Harmless where runsc is newer.
+pub const RUNSC_POD_NETWORK: &str = "runsc_pod_host_stack = true\n";
+
 /// Where Debian's containernetworking-plugins puts the CNI plugins.
 pub const CNI_BIN_DIR: &str = "/usr/lib/cni";
 
@@ -157,8 +162,21 @@ pub const CNI_BIN_DIR: &str = "/usr/lib/cni";
 /// (e.g. "10.123.4.").
 fn write_cni_config(dir: &Path) -> (String, String) {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let prefix = format!("10.{}.{}.", 100 + std::process::id() % 100, n % 250);
+    // The bridge plugin turns on IPv4 forwarding; Drop puts it back.
+    let _ = ip_forward_before();
+    let routes = Command::new("ip")
+        .args(["-4", "route"])
+        .output()
+        .map(|o| text(&o.stdout))
+        .unwrap_or_default();
+    let (n, prefix) = loop {
+        // Skip subnets another test run's bridge is using.
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("10.{}.{}.", 100 + std::process::id() % 100, n % 250);
+        if n > 250 || !routes.contains(&format!("{prefix}0/24")) {
+            break (n, prefix);
+        }
+    };
     let bridge = format!("ntb{}x{n}", std::process::id() % 100_000);
     let conf = serde_json::json!({
         "cniVersion": "1.0.0",
@@ -185,6 +203,17 @@ fn write_cni_config(dir: &Path) -> (String, String) {
     )
     .expect("writing the CNI config");
     (bridge, prefix)
+}
+
+/// net.ipv4.ip_forward as it was before this process's first pod network.
+fn ip_forward_before() -> &'static str {
+    static BEFORE: OnceLock<String> = OnceLock::new();
+    BEFORE.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    })
 }
 
 /// The CRI runtime handler contrib/containerd-config.toml registers for a
@@ -357,8 +386,9 @@ impl Env {
                     // Pods of concurrent CRI tests share the namespace
                     // k8s.io: each test keeps its runtime state apart.
                     format!(
-                        "[runtime]\nname = \"{b}\"\nroot = \"{}/rt/{b}\"\n",
-                        dir.display()
+                        "[runtime]\nname = \"{b}\"\nroot = \"{}/rt/{b}\"\n{}",
+                        dir.display(),
+                        if b == "runsc" { RUNSC_POD_NETWORK } else { "" }
                     )
                 } else {
                     format!("[runtime]\nname = \"{b}\"\n")
@@ -819,11 +849,26 @@ impl Drop for Env {
         }
         // Their runtime containers (runsc sandboxes outlive the shim).
         self.clear_stale_runtime_state();
+        if self.own_runtime_roots {
+            // What `delete --force` could not end (runsc sandboxes, gofers).
+            let roots = self.dir.join("rt").display().to_string();
+            for (pid, _) in live_processes()
+                .into_iter()
+                .filter(|(_, cmd)| cmd.contains(&roots))
+            {
+                // SAFETY: killing a leftover runtime process of this test.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
         if let Some((bridge, _)) = &self.pod_network {
             let _ = Command::new("ip")
                 .args(["link", "del", bridge])
                 .stderr(Stdio::null())
                 .status();
+            let before = ip_forward_before();
+            if !before.is_empty() {
+                let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", before);
+            }
         }
         let mut mounts = mounts_under(&self.dir);
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
