@@ -1,6 +1,7 @@
 //! The `harden` action an operator runs by hand: what the policy changes in
 //! a bundle, as a readable diff by rule; without `--dry-run` the bundle is
-//! rewritten exactly as Create would.
+//! hardened exactly as Create hardens it (Create then also adapts ids and
+//! namespaces of runsc pod containers to runsc, see `Backend::adapt_spec`).
 
 use std::path::Path;
 
