@@ -199,6 +199,89 @@ fn runc_options_start_replies_plain_address() {
     assert!(wait_gone(&sock));
 }
 
+/// Kubernetes grouping: `start` for containers of one pod (annotation
+/// `io.kubernetes.cri.sandbox-id`) returns the running shim's address; once
+/// that shim is gone (its socket file left behind), the next start replaces
+/// the dead socket with a new shim rather than handing out a dead address.
+#[test]
+fn pod_containers_join_one_shim_and_a_dead_one_is_replaced() {
+    let sockdir = tempfile::tempdir().unwrap();
+    let pod = format!("pod-{}", std::process::id());
+    let bundle = || {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = serde_json::json!({
+            "annotations": {"io.kubernetes.cri.sandbox-id": pod, "io.kubernetes.cri.container-type": "container"}
+        });
+        std::fs::write(dir.path().join("config.json"), spec.to_string()).unwrap();
+        dir
+    };
+    let start_in = |dir: &Path, id: &str| -> String {
+        let mut p = BootstrapParams::new();
+        p.instance_id = id.into();
+        p.namespace = "proto".into();
+        p.socket_dir = Some(sockdir.path().display().to_string());
+        let out = start(dir, id, &p.write_to_bytes().unwrap());
+        assert!(
+            out.status.success(),
+            "start {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        BootstrapResult::parse_from_bytes(&out.stdout)
+            .expect("a BootstrapResult")
+            .address
+    };
+    let shim_pid = |dir: &Path| -> i32 {
+        std::fs::read_to_string(dir.join("shim.pid"))
+            .expect("shim.pid")
+            .trim()
+            .parse()
+            .expect("a pid")
+    };
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+    };
+
+    let (a, b, c) = (bundle(), bundle(), bundle());
+    let first = start_in(a.path(), "a");
+    let first_pid = shim_pid(a.path());
+    assert_eq!(start_in(b.path(), "b"), first, "b joins the pod's shim");
+    assert!(
+        !b.path().join("shim.pid").exists(),
+        "no second shim for the pod"
+    );
+    assert!(alive(first_pid));
+
+    // SAFETY: killing the shim this test started.
+    unsafe { libc::kill(first_pid, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(first_pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(first_pid), "shim {first_pid} survived SIGKILL");
+    let sock = Path::new(first.strip_prefix("unix://").unwrap()).to_path_buf();
+    assert!(sock.exists(), "the dead shim's socket file stays behind");
+
+    let again = start_in(c.path(), "c");
+    assert_eq!(again, first, "the pod's socket path is stable");
+    let second_pid = shim_pid(c.path());
+    assert_ne!(second_pid, first_pid);
+    assert!(alive(second_pid));
+    let mut req = ConnectRequest::new();
+    req.id = "c".into();
+    let resp: ConnectResponse = call(&sock, "containerd.task.v3.Task", "Connect", &req).unwrap();
+    assert_eq!(resp.shim_pid, second_pid as u32);
+    let _: containerd_shim_protos::api::Empty = call(
+        &sock,
+        "containerd.task.v3.Task",
+        "Shutdown",
+        &ShutdownRequest::new(),
+    )
+    .unwrap();
+    assert!(wait_gone(&sock));
+}
+
 #[test]
 fn garbage_stdin_fails_start_cleanly() {
     let bundle = tempfile::tempdir().unwrap();
