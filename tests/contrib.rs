@@ -3,7 +3,7 @@
 //! same handlers, runtime type, ConfigPaths and pod annotations; the
 //! RuntimeClasses use those handlers; every ConfigPath is a nucleus.toml the
 //! shim's own parser accepts for the backend the handler is named for.
-//! (containerd 2.x is not on this host: the v3 file is checked here only.)
+//! (tests/cri.rs runs pods through both files.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

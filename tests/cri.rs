@@ -13,7 +13,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::Env;
+use common::{Env, Kind};
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
 use tonic::transport::Channel;
@@ -154,8 +154,8 @@ async fn exec_text(rt: &mut RuntimeServiceClient<Channel>, id: &str, cmd: &str) 
     String::from_utf8_lossy(&r.stdout).into_owned()
 }
 
-async fn pod_lifecycle(backend: &str, test: &str, shape: Shape) {
-    let Some(env) = Env::start_cri(test, backend) else {
+async fn pod_lifecycle(backend: &str, test: &str, shape: Shape, kind: Kind) {
+    let Some(env) = Env::start_cri(test, backend, kind) else {
         return;
     };
     let mut rt = client(&env.address).await;
@@ -585,7 +585,7 @@ fn sandbox_netns(env: &Env, pod: &str) -> String {
 /// the remedy, and nothing is left. Where runsc can take the pod's
 /// namespace, the same pod just runs.
 async fn runsc_pod_network_refused_clearly() {
-    let Some(env) = Env::start_cri("cri-runsc-netcheck", "runsc") else {
+    let Some(env) = Env::start_cri("cri-runsc-netcheck", "runsc", Kind::Cri) else {
         return;
     };
     std::fs::write(
@@ -688,7 +688,7 @@ macro_rules! cri_on {
                 fn pod() {
                     let shape = Shape { shared_pid: false, strict: false, host_network: false };
                     let b = stringify!($backend);
-                    block_on(pod_lifecycle(b, &format!("cri-{b}"), shape));
+                    block_on(pod_lifecycle(b, &format!("cri-{b}"), shape, Kind::Cri));
                 }
 
                 /// `hostNetwork`, `shareProcessNamespace` and
@@ -697,7 +697,16 @@ macro_rules! cri_on {
                 fn shared_pid_strict_pod() {
                     let shape = Shape { shared_pid: true, strict: true, host_network: true };
                     let b = stringify!($backend);
-                    block_on(pod_lifecycle(b, &format!("cri-{b}-shared"), shape));
+                    block_on(pod_lifecycle(b, &format!("cri-{b}-shared"), shape, Kind::Cri));
+                }
+
+                /// The kubelet's defaults under containerd 2.x, with the
+                /// handlers of contrib/containerd-config-v3.toml.
+                #[test]
+                fn containerd2_pod() {
+                    let shape = Shape { shared_pid: false, strict: false, host_network: false };
+                    let b = stringify!($backend);
+                    block_on(pod_lifecycle(b, &format!("cri2-{b}"), shape, Kind::Cri2));
                 }
             }
         )*

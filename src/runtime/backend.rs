@@ -84,8 +84,25 @@ impl Backend {
     ///   container, as under runc with `shareProcessNamespace`. (A
     ///   `kubectl debug --target` container also lands there: it sees the
     ///   whole pod rather than just its target.)
+    ///
+    /// For crun: crun before 1.15 (Debian's 1.8.1) refuses any `ociVersion`
+    /// it does not know by prefix ("unknown version specified"), and
+    /// containerd 2.x writes 1.2.x specs. crun does not gate fields on the
+    /// version, so a newer 1.x version is given as 1.1.0.
     pub fn adapt_spec(self, spec: &mut Value, namespace: &str) -> Vec<&'static str> {
         let mut changed = Vec::new();
+        if self == Backend::Crun {
+            if let Some(Value::String(v)) = spec.get_mut("ociVersion") {
+                let minor = v
+                    .strip_prefix("1.")
+                    .and_then(|rest| rest.split('.').next())
+                    .and_then(|m| m.parse::<u32>().ok());
+                if minor.is_some_and(|m| m > 1) {
+                    *v = "1.1.0".to_string();
+                    changed.push("ociVersion given as 1.1.0");
+                }
+            }
+        }
         let prefix = self.id_prefix(namespace);
         if prefix.is_empty() {
             return changed;
@@ -180,6 +197,24 @@ mod tests {
         assert!(Backend::Runsc
             .adapt_spec(&mut json!({}), "k8s.io")
             .is_empty());
+    }
+
+    #[test]
+    fn crun_gets_a_spec_version_it_knows() {
+        for (given, crun) in [
+            ("1.2.1", "1.1.0"),
+            ("1.3.0", "1.1.0"),
+            ("1.1.0", "1.1.0"),
+            ("1.0.2-dev", "1.0.2-dev"),
+        ] {
+            let mut spec = json!({"ociVersion": given});
+            let changed = Backend::Crun.adapt_spec(&mut spec, "ns");
+            assert_eq!(spec["ociVersion"], crun, "{given}");
+            assert_eq!(changed.is_empty(), given == crun, "{given}");
+            let mut spec = json!({"ociVersion": given});
+            assert!(Backend::Runc.adapt_spec(&mut spec, "ns").is_empty());
+            assert_eq!(spec["ociVersion"], given);
+        }
     }
 
     #[test]

@@ -153,6 +153,28 @@ fn cri_config(dir: &Path) -> String {
 /// src/runtime/netns.rs). Harmless where runsc is newer.
 pub const RUNSC_POD_NETWORK: &str = "runsc_pod_host_stack = true\n";
 
+/// The CRI plugins' part of a containerd 2.x test config (version 3): the
+/// handlers of contrib/containerd-config-v3.toml and the same settings as
+/// [`cri_config`], where 2.x keeps them.
+fn cri_config_v3(dir: &Path) -> String {
+    let contrib = std::fs::read_to_string(repo_root().join("contrib/containerd-config-v3.toml"))
+        .expect("reading contrib/containerd-config-v3.toml");
+    let handlers = contrib
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.starts_with("version"))
+        .map(|l| l.replace("/etc/nucleus/", &format!("{}/", dir.display())))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "[plugins.\"io.containerd.cri.v1.images\".pinned_images]\n  sandbox = \"{PAUSE_IMAGE}\"\n\
+         [plugins.\"io.containerd.cri.v1.runtime\"]\n  restrict_oom_score_adj = true\n\
+         [plugins.\"io.containerd.cri.v1.runtime\".cni]\n  bin_dirs = [\"{CNI_BIN_DIR}\"]\n  conf_dir = \"{d}/cni/conf\"\n\
+         [plugins.\"io.containerd.grpc.v1.cri\"]\n  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n\
+         {handlers}\n",
+        d = dir.display()
+    )
+}
+
 /// Where Debian's containernetworking-plugins puts the CNI plugins.
 pub const CNI_BIN_DIR: &str = "/usr/lib/cni";
 
@@ -305,6 +327,25 @@ pub fn code(out: &Output) -> i32 {
         .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0))
 }
 
+/// Which containerd a test runs, and how.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// Debian's containerd (1.6), CRI off.
+    Plain,
+    /// Debian's containerd with its CRI plugin (config version 2).
+    Cri,
+    /// containerd 2.x with its CRI plugins (config version 3).
+    Cri2,
+}
+
+/// Where contrib/setup-host.sh unpacks containerd 2.x (Debian's package from
+/// sid, not installed system-wide); `NUCLEUS_CONTAINERD2_DIR` overrides.
+pub fn containerd2_dir() -> PathBuf {
+    std::env::var_os("NUCLEUS_CONTAINERD2_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/nucleus-test/containerd2/usr/bin"))
+}
+
 /// A private containerd for one test, in its own namespace.
 pub struct Env {
     pub dir: PathBuf,
@@ -315,6 +356,9 @@ pub struct Env {
     own_runtime_roots: bool,
     /// CRI tests: the pod network's bridge and subnet prefix ("10.x.y.").
     pub pod_network: Option<(String, String)>,
+    /// The containerd and ctr binaries this test uses.
+    containerd_bin: PathBuf,
+    ctr_bin: PathBuf,
     containerd: Option<Child>,
 }
 
@@ -322,7 +366,7 @@ impl Env {
     /// Starts containerd; None (after printing why) when prerequisites are
     /// missing outside CI.
     pub fn start(test: &str, backend: &str) -> Option<Env> {
-        Self::start_with(test, backend, false)
+        Self::start_with(test, backend, Kind::Plain)
     }
 
     /// Like [`Env::start`], with containerd's CRI plugin on: the handlers of
@@ -330,7 +374,9 @@ impl Env {
     /// the backend's nucleus.toml in the test dir), a bridge pod network of
     /// the test's own, the
     /// namespace `k8s.io`, and the busybox and pause images imported.
-    pub fn start_cri(test: &str, backend: &str) -> Option<Env> {
+    /// With [`Kind::Cri2`], containerd 2.x and the handlers of
+    /// contrib/containerd-config-v3.toml.
+    pub fn start_cri(test: &str, backend: &str, kind: Kind) -> Option<Env> {
         let bridge = Path::new(CNI_BIN_DIR).join("bridge");
         if !prerequisite(
             bridge.is_file() && on_path("ip"),
@@ -338,7 +384,18 @@ impl Env {
         ) {
             return None;
         }
-        let env = Self::start_with(test, backend, true)?;
+        if kind == Kind::Cri2
+            && !prerequisite(
+                containerd2_dir().join("containerd").is_file(),
+                &format!(
+                    "containerd 2.x in {} (run contrib/setup-host.sh)",
+                    containerd2_dir().display()
+                ),
+            )
+        {
+            return None;
+        }
+        let env = Self::start_with(test, backend, kind)?;
         for tar in [
             image_dir().join("image.tar"),
             pause_image_dir().join("image.tar"),
@@ -350,7 +407,8 @@ impl Env {
         Some(env)
     }
 
-    fn start_with(test: &str, backend: &str, cri: bool) -> Option<Env> {
+    fn start_with(test: &str, backend: &str, kind: Kind) -> Option<Env> {
+        let cri = kind != Kind::Plain;
         if !have_prerequisites(backend) {
             return None;
         }
@@ -366,8 +424,9 @@ impl Env {
         let address = dir.join("c.sock").display().to_string();
         // Top-level keys before any table.
         let mut config = format!(
-            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n{disabled}\
+            "version = {version}\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n{disabled}\
              [grpc]\n  address = \"{address}\"\n[debug]\n  level = \"debug\"\n",
+            version = if kind == Kind::Cri2 { 3 } else { 2 },
             d = dir.display(),
             disabled = if cri {
                 ""
@@ -375,8 +434,10 @@ impl Env {
                 "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"
             }
         );
-        if cri {
-            config.push_str(&cri_config(&dir));
+        match kind {
+            Kind::Plain => {}
+            Kind::Cri => config.push_str(&cri_config(&dir)),
+            Kind::Cri2 => config.push_str(&cri_config_v3(&dir)),
         }
         std::fs::write(dir.join("config.toml"), config).expect("writing containerd config");
         for b in BACKENDS {
@@ -407,6 +468,14 @@ impl Env {
             },
             own_runtime_roots: cri,
             pod_network,
+            containerd_bin: match kind {
+                Kind::Cri2 => containerd2_dir().join("containerd"),
+                _ => PathBuf::from("containerd"),
+            },
+            ctr_bin: match kind {
+                Kind::Cri2 => containerd2_dir().join("ctr"),
+                _ => PathBuf::from("ctr"),
+            },
             containerd: None,
         };
         env.spawn_containerd();
@@ -427,7 +496,7 @@ impl Env {
             self.dir.join("bin").display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let child = Command::new("containerd")
+        let child = Command::new(&self.containerd_bin)
             .arg("--config")
             .arg(self.dir.join("config.toml"))
             .env("PATH", path)
@@ -496,7 +565,7 @@ impl Env {
 
     /// `ctr -a ADDR -n NS ARGS`.
     pub fn ctr_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ctr");
+        let mut c = Command::new(&self.ctr_bin);
         c.args(["-a", &self.address, "-n", &self.namespace])
             .args(args);
         c.stdin(Stdio::null());
