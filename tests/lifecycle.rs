@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{code, text, Env};
+use common::{code, text, Env, Kind};
 
 /// Exit codes 0 and 42 propagate through `ctr run` (rootfs and image), and a
 /// SIGKILLed container reports 137.
@@ -248,7 +248,62 @@ fn runs_on_backend(backend: &str, test: &str) {
     env.assert_clean(backend, &["uname"]);
 }
 
+/// The basics through containerd 2.x, its ctr and its side of the shim
+/// protocol: exit code and output of `ctr run`, a detached task with
+/// `task ps`, an exec, kill and delete, the exit event, nothing left.
+fn containerd2_lifecycle(backend: &str, test: &str) {
+    let Some(env) = Env::start_with(test, backend, Kind::Plain2) else {
+        return;
+    };
+    let events = env.events();
+    let out = env.run(
+        backend,
+        "fortytwo",
+        &["/bin/sh", "-c", "echo to-out; echo to-err >&2; exit 42"],
+    );
+    assert_eq!(code(&out), 42, "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "to-out\n");
+    assert_eq!(text(&out.stderr), "to-err\n");
+
+    let args = env.run_args(backend, &["-d"], "bg", &["/bin/sleep", "1000"]);
+    let out = env.ctr(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    env.wait_status("bg", "RUNNING");
+    let ps = env.ctr(&["task", "ps", "bg"]);
+    assert!(ps.status.success(), "task ps: {}", text(&ps.stderr));
+    let exec = env.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "bg",
+        "/bin/echo",
+        "exec-ok",
+    ]);
+    assert_eq!(code(&exec), 0, "exec: {}", text(&exec.stderr));
+    assert_eq!(text(&exec.stdout), "exec-ok\n");
+    let kill = env.ctr(&["task", "kill", "--all", "-s", "SIGKILL", "bg"]);
+    assert!(kill.status.success(), "kill: {}", text(&kill.stderr));
+    env.wait_status("bg", "STOPPED");
+    let del = env.ctr(&["task", "delete", "bg"]);
+    assert!(del.status.success(), "task delete: {}", text(&del.stderr));
+    let rm = env.ctr(&["containers", "delete", "bg"]);
+    assert!(
+        rm.status.success(),
+        "container delete: {}",
+        text(&rm.stderr)
+    );
+    let evs = events.collect("bg");
+    assert!(
+        evs.iter()
+            .any(|(t, e)| t == "/tasks/exit" && e.contains("\"exit_status\":137")),
+        "no exit 137 in {evs:?}"
+    );
+    env.assert_clean(backend, &["fortytwo", "bg"]);
+}
+
 on_each_backend!(
+    containerd2_lifecycle,
     exit_codes,
     stdout_and_stderr,
     large_output,

@@ -332,6 +332,8 @@ pub fn code(out: &Output) -> i32 {
 pub enum Kind {
     /// Debian's containerd (1.6), CRI off.
     Plain,
+    /// containerd 2.x, CRI off.
+    Plain2,
     /// Debian's containerd with its CRI plugin (config version 2).
     Cri,
     /// containerd 2.x with its CRI plugins (config version 3).
@@ -384,17 +386,6 @@ impl Env {
         ) {
             return None;
         }
-        if kind == Kind::Cri2
-            && !prerequisite(
-                containerd2_dir().join("containerd").is_file(),
-                &format!(
-                    "containerd 2.x in {} (run contrib/setup-host.sh)",
-                    containerd2_dir().display()
-                ),
-            )
-        {
-            return None;
-        }
         let env = Self::start_with(test, backend, kind)?;
         for tar in [
             image_dir().join("image.tar"),
@@ -407,9 +398,22 @@ impl Env {
         Some(env)
     }
 
-    fn start_with(test: &str, backend: &str, kind: Kind) -> Option<Env> {
-        let cri = kind != Kind::Plain;
+    /// Like [`Env::start`] on the containerd `kind` names.
+    pub fn start_with(test: &str, backend: &str, kind: Kind) -> Option<Env> {
+        let cri = matches!(kind, Kind::Cri | Kind::Cri2);
+        let v2 = matches!(kind, Kind::Plain2 | Kind::Cri2);
         if !have_prerequisites(backend) {
+            return None;
+        }
+        if v2
+            && !prerequisite(
+                containerd2_dir().join("containerd").is_file(),
+                &format!(
+                    "containerd 2.x in {} (run contrib/containerd2.sh)",
+                    containerd2_dir().display()
+                ),
+            )
+        {
             return None;
         }
         let dir = std::env::temp_dir().join(format!(
@@ -426,16 +430,19 @@ impl Env {
         let mut config = format!(
             "version = {version}\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n{disabled}\
              [grpc]\n  address = \"{address}\"\n[debug]\n  level = \"debug\"\n",
-            version = if kind == Kind::Cri2 { 3 } else { 2 },
+            version = if v2 { 3 } else { 2 },
             d = dir.display(),
-            disabled = if cri {
-                ""
-            } else {
-                "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"
+            disabled = match kind {
+                Kind::Plain => "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
+                Kind::Plain2 => {
+                    "disabled_plugins = [\"io.containerd.grpc.v1.cri\", \
+                     \"io.containerd.cri.v1.runtime\", \"io.containerd.cri.v1.images\"]\n"
+                }
+                Kind::Cri | Kind::Cri2 => "",
             }
         );
         match kind {
-            Kind::Plain => {}
+            Kind::Plain | Kind::Plain2 => {}
             Kind::Cri => config.push_str(&cri_config(&dir)),
             Kind::Cri2 => config.push_str(&cri_config_v3(&dir)),
         }
@@ -468,13 +475,15 @@ impl Env {
             },
             own_runtime_roots: cri,
             pod_network,
-            containerd_bin: match kind {
-                Kind::Cri2 => containerd2_dir().join("containerd"),
-                _ => PathBuf::from("containerd"),
+            containerd_bin: if v2 {
+                containerd2_dir().join("containerd")
+            } else {
+                PathBuf::from("containerd")
             },
-            ctr_bin: match kind {
-                Kind::Cri2 => containerd2_dir().join("ctr"),
-                _ => PathBuf::from("ctr"),
+            ctr_bin: if v2 {
+                containerd2_dir().join("ctr")
+            } else {
+                PathBuf::from("ctr")
             },
             containerd: None,
         };
