@@ -9,31 +9,17 @@
 //! (`shareProcessNamespace`) that asks the strict policy by annotation.
 
 mod common;
+#[path = "common/cri_client.rs"]
+mod cri_client;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use common::{Env, Kind};
+use cri_client::client;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
 use tonic::transport::Channel;
-
-async fn client(socket: &str) -> RuntimeServiceClient<Channel> {
-    let path = socket.to_string();
-    let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
-        .expect("endpoint")
-        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-            let path = path.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(path).await?,
-                ))
-            }
-        }))
-        .await
-        .expect("connecting to containerd's CRI");
-    RuntimeServiceClient::new(channel)
-}
 
 /// What a test pod asks for.
 #[derive(Clone, Copy)]
