@@ -59,22 +59,6 @@ fn pod_config(env: &Env, name: &str) -> PodSandboxConfig {
     }
 }
 
-fn container_config(name: &str) -> ContainerConfig {
-    ContainerConfig {
-        metadata: Some(ContainerMetadata {
-            name: name.into(),
-            attempt: 0,
-        }),
-        image: Some(ImageSpec {
-            image: common::IMAGE.into(),
-            ..Default::default()
-        }),
-        command: vec!["/bin/sleep".into(), "100000".into()],
-        log_path: format!("{name}.log"),
-        ..Default::default()
-    }
-}
-
 /// Per-process figures from /proc: PSS and RSS in kB, threads.
 fn memory(pid: u32) -> (f64, f64, f64) {
     let field = |file: &str, key: &str| -> f64 {
@@ -118,7 +102,10 @@ async fn measure(
             let id = rt
                 .create_container(CreateContainerRequest {
                     pod_sandbox_id: pod.clone(),
-                    config: Some(container_config(&format!("c{c}"))),
+                    config: Some(cri_client::busybox_container(
+                        &format!("c{c}"),
+                        vec!["/bin/sleep".into(), "100000".into()],
+                    )),
                     sandbox_config: Some(config.clone()),
                 })
                 .await
@@ -149,16 +136,7 @@ async fn measure(
     (f.pss_kb, f.rss_kb, f.threads) = (f.pss_kb / n, f.rss_kb / n, f.threads / n);
     for pod in ids {
         let t0 = Instant::now();
-        rt.stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        rt.remove_pod_sandbox(RemovePodSandboxRequest {
-            pod_sandbox_id: pod,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        cri_client::remove_pod(rt, &pod).await;
         f.down += t0.elapsed();
     }
     f.up /= pods as u32;

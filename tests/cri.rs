@@ -98,17 +98,7 @@ fn container_config(name: &str, script: &str, shape: Shape) -> ContainerConfig {
             }),
             ..Default::default()
         }),
-        metadata: Some(ContainerMetadata {
-            name: name.into(),
-            attempt: 0,
-        }),
-        image: Some(ImageSpec {
-            image: common::IMAGE.into(),
-            ..Default::default()
-        }),
-        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
-        log_path: format!("{name}.log"),
-        ..Default::default()
+        ..cri_client::busybox_container(name, vec!["/bin/sh".into(), "-c".into(), script.into()])
     }
 }
 
@@ -332,17 +322,7 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape, kind: Kind) {
     }
 
     // Stopping and removing one container leaves the other running.
-    rt.stop_container(StopContainerRequest {
-        container_id: ids[0].clone(),
-        timeout: 2,
-    })
-    .await
-    .expect("StopContainer");
-    rt.remove_container(RemoveContainerRequest {
-        container_id: ids[0].clone(),
-    })
-    .await
-    .expect("RemoveContainer");
+    cri_client::remove_container(&mut rt, &ids[0]).await;
     // The sibling stays running (a wrongly reported exit arrives within
     // milliseconds; watch for a second).
     let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
@@ -371,28 +351,9 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape, kind: Kind) {
     }
 
     for id in &ids[1..] {
-        rt.stop_container(StopContainerRequest {
-            container_id: id.clone(),
-            timeout: 2,
-        })
-        .await
-        .expect("StopContainer");
-        rt.remove_container(RemoveContainerRequest {
-            container_id: id.clone(),
-        })
-        .await
-        .expect("RemoveContainer");
+        cri_client::remove_container(&mut rt, id).await;
     }
-    rt.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: pod.clone(),
-    })
-    .await
-    .expect("StopPodSandbox");
-    rt.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: pod.clone(),
-    })
-    .await
-    .expect("RemovePodSandbox");
+    cri_client::remove_pod(&mut rt, &pod).await;
     let mut all = ids.clone();
     all.push(pod.clone());
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
@@ -606,16 +567,7 @@ async fn runsc_pod_network_refused_clearly() {
         Ok(pod) => {
             assert!(!misfit, "a pod network this runsc cannot take was accepted");
             let pod = pod.into_inner().pod_sandbox_id;
-            rt.stop_pod_sandbox(StopPodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .expect("StopPodSandbox");
-            rt.remove_pod_sandbox(RemovePodSandboxRequest {
-                pod_sandbox_id: pod,
-            })
-            .await
-            .expect("RemovePodSandbox");
+            cri_client::remove_pod(&mut rt, &pod).await;
         }
     }
     // Sandboxes CRI gave up on: listed, to be sure none is running.

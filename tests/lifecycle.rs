@@ -265,34 +265,14 @@ fn containerd2_lifecycle(backend: &str, test: &str) {
     assert_eq!(text(&out.stdout), "to-out\n");
     assert_eq!(text(&out.stderr), "to-err\n");
 
-    let args = env.run_args(backend, &["-d"], "bg", &["/bin/sleep", "1000"]);
-    let out = env.ctr(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    env.sleeper(backend, "bg");
     env.wait_status("bg", "RUNNING");
     let ps = env.ctr(&["task", "ps", "bg"]);
     assert!(ps.status.success(), "task ps: {}", text(&ps.stderr));
-    let exec = env.ctr(&[
-        "task",
-        "exec",
-        "--exec-id",
-        "e1",
-        "bg",
-        "/bin/echo",
-        "exec-ok",
-    ]);
+    let exec = env.ctr(&["task", "exec", "--exec-id", "e1", "bg", "/bin/echo", "ok"]);
     assert_eq!(code(&exec), 0, "exec: {}", text(&exec.stderr));
-    assert_eq!(text(&exec.stdout), "exec-ok\n");
-    let kill = env.ctr(&["task", "kill", "--all", "-s", "SIGKILL", "bg"]);
-    assert!(kill.status.success(), "kill: {}", text(&kill.stderr));
-    env.wait_status("bg", "STOPPED");
-    let del = env.ctr(&["task", "delete", "bg"]);
-    assert!(del.status.success(), "task delete: {}", text(&del.stderr));
-    let rm = env.ctr(&["containers", "delete", "bg"]);
-    assert!(
-        rm.status.success(),
-        "container delete: {}",
-        text(&rm.stderr)
-    );
+    assert_eq!(text(&exec.stdout), "ok\n");
+    env.finish("bg");
     let evs = events.collect("bg");
     assert!(
         evs.iter()

@@ -50,6 +50,17 @@ fn start(bundle: &Path, id: &str, stdin: &[u8]) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
+/// Shutdown over `service`; the shim ends and its socket goes.
+fn shutdown(sock: &Path, service: &str) {
+    let _: containerd_shim_protos::api::Empty =
+        call(sock, service, "Shutdown", &ShutdownRequest::new()).unwrap();
+    assert!(
+        wait_gone(sock),
+        "socket {} still there after Shutdown",
+        sock.display()
+    );
+}
+
 fn wait_gone(path: &Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while path.exists() {
@@ -128,18 +139,7 @@ fn bootstrap_start_serves_v2_and_v3_then_shuts_down() {
     .unwrap_err();
     assert!(err.contains("not served"), "{err}");
 
-    let _: containerd_shim_protos::api::Empty = call(
-        &sock,
-        "containerd.task.v3.Task",
-        "Shutdown",
-        &ShutdownRequest::new(),
-    )
-    .unwrap();
-    assert!(
-        wait_gone(&sock),
-        "socket {} still there after Shutdown",
-        sock.display()
-    );
+    shutdown(&sock, "containerd.task.v3.Task");
 }
 
 /// containerd 1.6-2.2: a runc Options Any (nerdctl) on stdin, plain address out,
@@ -189,14 +189,7 @@ fn runc_options_start_replies_plain_address() {
         "second start must join the running shim"
     );
     let sock = Path::new(address.strip_prefix("unix://").unwrap()).to_path_buf();
-    let _: containerd_shim_protos::api::Empty = call(
-        &sock,
-        "containerd.task.v2.Task",
-        "Shutdown",
-        &ShutdownRequest::new(),
-    )
-    .unwrap();
-    assert!(wait_gone(&sock));
+    shutdown(&sock, "containerd.task.v2.Task");
 }
 
 /// Kubernetes grouping: `start` for containers of one pod (annotation
@@ -272,14 +265,7 @@ fn pod_containers_join_one_shim_and_a_dead_one_is_replaced() {
     req.id = "c".into();
     let resp: ConnectResponse = call(&sock, "containerd.task.v3.Task", "Connect", &req).unwrap();
     assert_eq!(resp.shim_pid, second_pid as u32);
-    let _: containerd_shim_protos::api::Empty = call(
-        &sock,
-        "containerd.task.v3.Task",
-        "Shutdown",
-        &ShutdownRequest::new(),
-    )
-    .unwrap();
-    assert!(wait_gone(&sock));
+    shutdown(&sock, "containerd.task.v3.Task");
 }
 
 #[test]

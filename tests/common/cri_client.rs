@@ -1,6 +1,7 @@
 //! A CRI v1 client of the suite's own (no crictl in Debian): the runtime
 //! service generated for tonic, over containerd's unix socket. Shared by
-//! tests/cri.rs and benches/pod-footprint.rs.
+//! tests/cri.rs and benches/pod-footprint.rs (each uses part of it).
+#![allow(dead_code)]
 
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use tonic::transport::Channel;
@@ -21,4 +22,54 @@ pub async fn client(socket: &str) -> RuntimeServiceClient<Channel> {
         .await
         .expect("connecting to containerd's CRI");
     RuntimeServiceClient::new(channel)
+}
+
+/// StopPodSandbox then RemovePodSandbox, as the kubelet ends a pod.
+pub async fn remove_pod(rt: &mut RuntimeServiceClient<Channel>, pod: &str) {
+    use k8s_cri::v1::{RemovePodSandboxRequest, StopPodSandboxRequest};
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod.to_string(),
+    })
+    .await
+    .expect("StopPodSandbox");
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod.to_string(),
+    })
+    .await
+    .expect("RemovePodSandbox");
+}
+
+/// StopContainer (2 s grace) then RemoveContainer.
+pub async fn remove_container(rt: &mut RuntimeServiceClient<Channel>, id: &str) {
+    use k8s_cri::v1::{RemoveContainerRequest, StopContainerRequest};
+    rt.stop_container(StopContainerRequest {
+        container_id: id.to_string(),
+        timeout: 2,
+    })
+    .await
+    .expect("StopContainer");
+    rt.remove_container(RemoveContainerRequest {
+        container_id: id.to_string(),
+    })
+    .await
+    .expect("RemoveContainer");
+}
+
+/// The image config every test container uses: busybox, `command`, logs
+/// to `<name>.log` in the pod's log directory.
+pub fn busybox_container(name: &str, command: Vec<String>) -> k8s_cri::v1::ContainerConfig {
+    use k8s_cri::v1::{ContainerConfig, ContainerMetadata, ImageSpec};
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: super::common::IMAGE.into(),
+            ..Default::default()
+        }),
+        command,
+        log_path: format!("{name}.log"),
+        ..Default::default()
+    }
 }
