@@ -189,6 +189,8 @@ fn drain(inner: Arc<(Mutex<Queue>, Condvar)>, address: String) {
     let mut backoff = Duration::from_millis(20);
     // Failed attempts for the event at the head of the queue.
     let mut failures = 0u32;
+    // Events queued behind it while containerd was away, still to go.
+    let mut backlog = 0usize;
     loop {
         let env = {
             let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -221,15 +223,19 @@ fn drain(inner: Arc<(Mutex<Queue>, Condvar)>, address: String) {
                 None => false,
             }
         };
+        let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
         if delivered && failures > 0 {
             log::info!(
                 "delivered {} after {} attempts (containerd was away)",
                 env.topic,
                 failures + 1
             );
+            backlog = q.items.len().saturating_sub(1);
+        } else if delivered && backlog > 0 {
+            log::info!("delivered {}, queued while containerd was away", env.topic);
+            backlog -= 1;
         }
         failures = if delivered { 0 } else { failures + 1 };
-        let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
         if delivered {
             q.items.pop_front();
             backoff = Duration::from_millis(20);
