@@ -295,6 +295,36 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape, kind: Kind) {
         Some((ip, path))
     };
 
+    // ContainerStats (kubelet, metrics-server) come from the shim's Stats.
+    // (A sleeping container may show no CPU yet under gVisor's accounting;
+    // the pod as a whole has used some.)
+    let mut pod_cpu = 0;
+    for id in &ids {
+        let stats = rt
+            .container_stats(ContainerStatsRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("ContainerStats")
+            .into_inner()
+            .stats
+            .expect("container stats");
+        let cpu = stats
+            .cpu
+            .and_then(|c| c.usage_core_nano_seconds)
+            .map(|v| v.value);
+        let memory = stats
+            .memory
+            .and_then(|m| m.working_set_bytes)
+            .map(|v| v.value);
+        assert!(
+            cpu.is_some() && memory > Some(0),
+            "{id}: cpu {cpu:?} memory {memory:?}"
+        );
+        pod_cpu += cpu.unwrap_or(0);
+    }
+    assert!(pod_cpu > 0, "no CPU time in the pod's container stats");
+
     // CRI's log files get each container's stdout and stderr.
     let log = env.dir.join("pod-logs/first.log");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
