@@ -124,18 +124,23 @@ pub fn pause_image_dir() -> &'static Path {
 /// The CRI plugin's section of a test containerd's config: the nucleus
 /// handlers, the local pause image, no CNI (pods use the host network),
 /// and what this host needs (restrict_oom_score_adj).
-fn cri_config(dir: &Path) -> String {
-    // The handlers are contrib/containerd-config.toml's own, with its
-    // nucleus.toml paths pointing into the test dir.
-    let contrib = std::fs::read_to_string(repo_root().join("contrib/containerd-config.toml"))
-        .expect("reading contrib/containerd-config.toml");
-    let cri = "[plugins.\"io.containerd.grpc.v1.cri\"]\n";
-    let handlers = contrib
+/// A contrib containerd config's CRI handlers as a test uses them: comments
+/// and the `version` line dropped (the test config has its own), the
+/// nucleus.toml paths pointing into the test dir.
+fn contrib_handlers(file: &str, dir: &Path) -> String {
+    let path = repo_root().join("contrib").join(file);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
         .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter(|l| !l.trim_start().starts_with('#') && !l.starts_with("version"))
         .map(|l| l.replace("/etc/nucleus/", &format!("{}/", dir.display())))
         .collect::<Vec<_>>()
-        .join("\n");
+        .join("\n")
+}
+
+fn cri_config(dir: &Path) -> String {
+    let cri = "[plugins.\"io.containerd.grpc.v1.cri\"]\n";
+    let handlers = contrib_handlers("containerd-config.toml", dir);
     let settings = format!(
         "{cri}  sandbox_image = \"{PAUSE_IMAGE}\"\n  restrict_oom_score_adj = true\n\
          \x20 stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n"
@@ -157,14 +162,7 @@ pub const RUNSC_POD_NETWORK: &str = "runsc_pod_host_stack = true\n";
 /// handlers of contrib/containerd-config-v3.toml and the same settings as
 /// [`cri_config`], where 2.x keeps them.
 fn cri_config_v3(dir: &Path) -> String {
-    let contrib = std::fs::read_to_string(repo_root().join("contrib/containerd-config-v3.toml"))
-        .expect("reading contrib/containerd-config-v3.toml");
-    let handlers = contrib
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#') && !l.starts_with("version"))
-        .map(|l| l.replace("/etc/nucleus/", &format!("{}/", dir.display())))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let handlers = contrib_handlers("containerd-config-v3.toml", dir);
     format!(
         "[plugins.\"io.containerd.cri.v1.images\".pinned_images]\n  sandbox = \"{PAUSE_IMAGE}\"\n\
          [plugins.\"io.containerd.cri.v1.runtime\"]\n  restrict_oom_score_adj = true\n\
