@@ -17,6 +17,11 @@ message_error!(
 
 /// Where cgroup filesystems are mounted.
 const ROOT: &str = "/sys/fs/cgroup";
+/// The host's huge page sizes (`hugepages-2048kB`, ...): the hugetlb files
+/// a cgroup has.
+const HUGEPAGES: &str = "/sys/kernel/mm/hugepages";
+/// Block device names by major:minor, for blkio entries.
+const PARTITIONS: &str = "/proc/partitions";
 
 /// A container's cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +31,10 @@ pub struct Cgroup {
     /// The host uses the unified (v2) hierarchy.
     pub unified: bool,
     root: PathBuf,
+    /// Host files the statistics read besides the cgroup's (tests point
+    /// them at fakes).
+    hugepages: PathBuf,
+    partitions: PathBuf,
 }
 
 /// `slice:prefix:name` (systemd driver) -> `a.slice/a-b.slice/prefix-name.scope`.
@@ -72,6 +81,8 @@ impl Cgroup {
             path,
             unified: root.join("cgroup.controllers").exists(),
             root: root.to_path_buf(),
+            hugepages: PathBuf::from(HUGEPAGES),
+            partitions: PathBuf::from(PARTITIONS),
         })
     }
 
@@ -88,6 +99,14 @@ impl Cgroup {
         } else {
             self.root.join(controller).join(&self.path).join(v1)
         }
+    }
+
+    /// The cgroup is there on the host (in v1: under one of the memory,
+    /// cpuacct or pids hierarchies).
+    pub fn exists(&self) -> bool {
+        ["memory", "cpuacct", "pids"]
+            .iter()
+            .any(|c| self.file(c, "cgroup.procs", "cgroup.procs").is_file())
     }
 
     fn write(&self, controller: &str, v1: &str, v2: &str, value: &str) -> Result<(), CgroupError> {
@@ -185,14 +204,19 @@ pub fn read_u64(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Reads `key value` lines (memory.stat, cpu.stat, memory.events).
+/// Reads `key value` lines (memory.stat, cpu.stat, memory.events); a line
+/// that is not one key and one number is skipped.
 pub fn read_keyed(path: &Path) -> std::collections::HashMap<String, u64> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            Some((k.to_string(), v.trim().parse().ok()?))
+            let mut words = l.split_whitespace();
+            let (k, v) = (words.next()?, words.next()?);
+            if words.next().is_some() {
+                return None;
+            }
+            Some((k.to_string(), v.parse().ok()?))
         })
         .collect()
 }
@@ -234,6 +258,23 @@ mod tests {
         )
         .is_none());
         assert!(Cgroup::at(root.path(), &json!({}), false).is_none());
+    }
+
+    #[test]
+    fn exists_looks_for_the_cgroup_on_the_host() {
+        let root = tempfile::tempdir().unwrap();
+        let spec = json!({"linux": {"cgroupsPath": "/ns/c"}});
+        let cg = Cgroup::at(root.path(), &spec, false).unwrap();
+        assert!(!cg.exists());
+        std::fs::create_dir_all(root.path().join("pids/ns/c")).unwrap();
+        std::fs::write(root.path().join("pids/ns/c/cgroup.procs"), "").unwrap();
+        assert!(cg.exists());
+        std::fs::write(root.path().join("cgroup.controllers"), "").unwrap();
+        let cg = Cgroup::at(root.path(), &spec, false).unwrap();
+        assert!(!cg.exists());
+        std::fs::create_dir_all(root.path().join("ns/c")).unwrap();
+        std::fs::write(root.path().join("ns/c/cgroup.procs"), "").unwrap();
+        assert!(cg.exists());
     }
 
     #[test]

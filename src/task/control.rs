@@ -131,23 +131,29 @@ impl TaskService {
         Ok(Empty::new())
     }
 
-    /// Statistics: runsc reports its containers itself (`events --stats`);
-    /// for runc and crun the cgroup files are read directly.
+    /// Statistics from the container's cgroup files. On runsc that is the
+    /// cgroup of the sandbox the container owns; a container joining a pod's
+    /// sandbox has no host cgroup of its own, so gVisor's accounting
+    /// (`events --stats`) is reported for it.
     pub(super) fn stats(&self, req: StatsRequest) -> Result<StatsResponse, TaskError> {
         let what = format!("container {}", req.id);
-        let (runtime, cgroup) = {
+        let (runtime, cgroup, owns_sandbox) = {
             let inner = self.lock();
             let c = inner.get(&req.id)?;
-            (c.runtime.clone(), c.cgroup.clone())
+            (c.runtime.clone(), c.cgroup.clone(), c.init.exits_with_pid)
         };
-        let any = if runtime.backend == Backend::Runsc {
-            let json = runtime.stats(self.runner.as_ref(), &req.id)?;
-            stats::from_runtime_stats(&json, cgroup::host_unified(), cgroup.as_ref())
-        } else {
-            let cg = cgroup.ok_or_else(|| {
-                TaskError::precondition(format!("{what}: no cgroup (the spec has no cgroupsPath)"))
-            })?;
-            cg.metrics()
+        let runsc = runtime.backend == Backend::Runsc;
+        let any = match cgroup {
+            Some(cg) if !runsc || (owns_sandbox && cg.exists()) => cg.metrics(),
+            limits if runsc => {
+                let json = runtime.stats(self.runner.as_ref(), &req.id)?;
+                stats::from_runtime_stats(&json, cgroup::host_unified(), limits.as_ref())
+            }
+            _ => {
+                return Err(TaskError::precondition(format!(
+                    "{what}: no cgroup (the spec has no cgroupsPath)"
+                )))
+            }
         }
         .map_err(|e| TaskError::internal(format!("{what}: {e}")))?;
         let mut resp = StatsResponse::new();
