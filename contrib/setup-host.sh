@@ -5,7 +5,9 @@
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh: run as root" >&2; exit 1; }
 
-pkgs=(containerd runc crun runsc busybox-static containernetworking-plugins iproute2 file tar coreutils)
+# protobuf-compiler: protoc, which the CRI test client (k8s-cri) needs at build time.
+pkgs=(containerd runc crun runsc busybox-static containernetworking-plugins iproute2 file tar coreutils
+  protobuf-compiler util-linux procps)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: containerd -> [`bootstrap`] -> [`server`] -> [`task`] ->
 //! ([`config`], [`harden`], [`runtime`], [`io`], [`mount`]) -> [`reaper`] -> [`events`] -> containerd.
+//! Every process the shim starts is built by [`spawn::command`].
 
 /// Defines an error type that is one message naming what failed.
 macro_rules! message_error {
@@ -34,6 +35,7 @@ pub mod options;
 pub mod reaper;
 pub mod runtime;
 pub mod server;
+pub mod spawn;
 pub mod task;
 pub mod wire;
 

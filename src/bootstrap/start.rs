@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use containerd_shim_protos::bootstrap_api::BootstrapResult;
 use containerd_shim_protos::protobuf::Message;
@@ -179,7 +179,7 @@ fn spawn_server(
     listener_fd: i32,
 ) -> Result<u32, BootstrapError> {
     let exe = std::env::current_exe().map_err(|e| err(format!("start: own executable: {e}")))?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = crate::spawn::command(exe);
     cmd.args([
         "-namespace",
         namespace,

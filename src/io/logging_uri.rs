@@ -8,7 +8,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
@@ -132,7 +132,7 @@ fn start_logger(
     let (err_r, err_w) = pipe("stderr")?;
     let (ready_r, ready_w) = pipe("ready")?;
     let child_fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
-    let mut cmd = Command::new(path);
+    let mut cmd = crate::spawn::command(path);
     cmd.args(args)
         .env("CONTAINER_ID", container)
         .env("CONTAINER_NAMESPACE", namespace)

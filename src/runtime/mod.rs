@@ -144,7 +144,7 @@ impl Runtime {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = crate::spawn::command(&self.binary);
         let mut global: Vec<OsString> = vec![
             "--root".into(),
             self.root.clone().into(),

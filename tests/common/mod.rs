@@ -360,6 +360,8 @@ pub struct Env {
     containerd_bin: PathBuf,
     ctr_bin: PathBuf,
     containerd: Option<Child>,
+    /// Extra variables in containerd's environment (what systemd gives it).
+    containerd_env: Vec<(String, String)>,
 }
 
 impl Env {
@@ -398,6 +400,17 @@ impl Env {
 
     /// Like [`Env::start`] on the containerd `kind` names.
     pub fn start_with(test: &str, backend: &str, kind: Kind) -> Option<Env> {
+        Self::start_with_env(test, backend, kind, &[])
+    }
+
+    /// Like [`Env::start_with`], with `vars` added to containerd's
+    /// environment (e.g. the NOTIFY_SOCKET systemd gives a Type=notify unit).
+    pub fn start_with_env(
+        test: &str,
+        backend: &str,
+        kind: Kind,
+        vars: &[(&str, &str)],
+    ) -> Option<Env> {
         let cri = matches!(kind, Kind::Cri | Kind::Cri2);
         let v2 = matches!(kind, Kind::Plain2 | Kind::Cri2);
         if !have_prerequisites(backend) {
@@ -484,6 +497,10 @@ impl Env {
                 PathBuf::from("ctr")
             },
             containerd: None,
+            containerd_env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         env.spawn_containerd();
         env.clear_stale_runtime_state();
@@ -508,6 +525,7 @@ impl Env {
             .arg(self.dir.join("config.toml"))
             .env("PATH", path)
             .env_remove("NUCLEUS_CONFIG")
+            .envs(self.containerd_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
@@ -581,6 +599,31 @@ impl Env {
 
     pub fn ctr(&self, args: &[&str]) -> Output {
         self.ctr_cmd(args).output().expect("running ctr")
+    }
+
+    /// `ctr ARGS` that must end within `limit`: a hang fails the test (and
+    /// the ctr process is killed) instead of stalling the suite.
+    pub fn ctr_within(&self, limit: Duration, args: &[&str]) -> Output {
+        let mut child = self
+            .ctr_cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running ctr");
+        let deadline = Instant::now() + limit;
+        while child.try_wait().expect("waiting for ctr").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("reaping ctr");
+                panic!(
+                    "ctr {} did not return within {limit:?}; stderr: {}",
+                    args.join(" "),
+                    text(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.wait_with_output().expect("reaping ctr")
     }
 
     /// The nucleus.toml selecting `backend`.
