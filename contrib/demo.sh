@@ -28,7 +28,9 @@ if ! ctr -a "$address" version >/dev/null 2>&1; then
 fi
 cleanup() {
   [ -z "$pid" ] || { kill "$pid"; wait "$pid" 2>/dev/null || true; }
-  grep " $work" /proc/self/mountinfo | cut -d' ' -f5 | sort -r | xargs -r -n1 umount -l
+  # Mounts a failed run may have left under the demo's dir (none after a
+  # clean run: grep finding nothing is not a failure).
+  { grep " $work/" /proc/self/mountinfo || true; } | cut -d' ' -f5 | sort -r | xargs -r -n1 umount -l
   rm -rf "$work"
 }
 trap cleanup EXIT
