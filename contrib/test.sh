@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash contrib/setup-host.sh
 # containerd 2.x beside the system's 1.6, for the config-version-3 CRI tests.
 bash contrib/containerd2.sh
+# Debian 13's runsc (20240729) beside the system's, for the terminal tests.
+bash contrib/runsc-trixie.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # One release build of the shim, shared by every end-to-end test.

@@ -55,6 +55,12 @@ pub struct RuntimeSection {
     /// refusing them.
     #[serde(default)]
     pub runsc_pod_host_stack: bool,
+    /// runsc terminals without the shim's relay: the program gets gVisor's
+    /// host-terminal emulation directly and stays the container's pid 1, but
+    /// has no terminal name (`tty`: "not a tty") nor a controlling terminal
+    /// of the sandbox's own (see `Backend::relays_terminal`).
+    #[serde(default)]
+    pub runsc_host_terminal: bool,
 }
 
 /// Everything the shim needs to drive a runtime for one container.
@@ -67,6 +73,8 @@ pub struct Config {
     pub systemd_cgroup: bool,
     /// See [`RuntimeSection::runsc_pod_host_stack`].
     pub runsc_pod_host_stack: bool,
+    /// See [`RuntimeSection::runsc_host_terminal`].
+    pub runsc_host_terminal: bool,
     /// The hardening policy.
     pub policy: Policy,
     /// Where the settings came from, for logs and errors.
@@ -239,6 +247,7 @@ pub fn resolve(
         flags: r.flags.clone(),
         systemd_cgroup: r.systemd_cgroup || runc_systemd,
         runsc_pod_host_stack: r.runsc_pod_host_stack,
+        runsc_host_terminal: r.runsc_host_terminal,
         policy: file.policy.clone(),
         source,
     })
@@ -281,6 +290,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.runtime.name.as_deref(), Some("runsc"));
         assert_eq!(c.runtime.flags, vec!["--platform=systrap"]);
+        assert!(!c.runtime.runsc_host_terminal, "the relay by default");
+        let c = FileConfig::parse("[runtime]\nrunsc_host_terminal = true\n", "t").unwrap();
+        assert!(c.runtime.runsc_host_terminal);
     }
 
     #[test]

@@ -2,11 +2,21 @@
 //! connects to it and sends the pty master over SCM_RIGHTS; the shim then
 //! copies the master to the stdout FIFO and the stdin FIFO to the master,
 //! and resizes it for ResizePty.
+//!
+//! Until the client's first ResizePty (ctr sends it only after Start has
+//! returned) a fresh pty is 0x0, which programs take for "no terminal size"
+//! (`stty size` fails): a pty the runtime left at 0x0 gets the process's
+//! starting size first ([`initial_size`]).
+//!
+//! On runsc the container gets the pty as an imported host fd, which has no
+//! name inside the sandbox (`tty` says "not a tty"): terminal processes run
+//! under the relay of cmd/nucleus-tty, which the shim carries and installs
+//! with [`relay_binary`] (see `Backend::add_terminal_relay`).
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +29,177 @@ use super::IoError;
 
 /// Where console sockets are made (short: socket paths are limited to 108 bytes).
 const SOCKET_DIR: &str = "/run/nucleus/console";
+
+/// The terminal relay as the shim carries it, built statically by build.rs
+/// (empty if that failed), with its SHA-256 (hex) from build.rs too. Its
+/// bytes (over a megabyte of the shim's image) are read only to install it:
+/// checking an installed copy reads the file instead, so a running shim
+/// does not page them in.
+struct Relay<'a> {
+    bytes: &'a [u8],
+    sha256: &'a str,
+}
+
+static RELAY: Relay<'static> = Relay {
+    bytes: include_bytes!(concat!(env!("OUT_DIR"), "/nucleus-tty")),
+    sha256: include_str!(concat!(env!("OUT_DIR"), "/nucleus-tty.sha256")),
+};
+
+/// Where the relay is installed, one file per build (named by its hash).
+const RELAY_DIR: &str = "/run/nucleus/tty";
+
+/// The host path of the terminal relay, installed on first use (once per
+/// shim process). An existing file is used only if it is a regular file of
+/// this user, not writable by others, with exactly the relay's bytes.
+pub fn relay_binary() -> Result<PathBuf, IoError> {
+    static INSTALLED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| install_relay(Path::new(RELAY_DIR), &RELAY))
+        .clone()
+        .map_err(IoError)
+}
+
+fn install_relay(dir: &Path, relay: &Relay) -> Result<PathBuf, String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if relay.bytes.is_empty() || relay.sha256.len() != 64 {
+        return Err(
+            "this shim was built without its terminal relay (see the build's warnings)".into(),
+        );
+    }
+    let name = format!("nucleus-tty-{}", &relay.sha256[..16]);
+    let path = dir.join(&name);
+    if relay_installed(&path, relay) {
+        return Ok(path);
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| format!("terminal relay dir {}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o555)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(relay.bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "installing the terminal relay {}: {e}",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+fn relay_installed(path: &Path, relay: &Relay) -> bool {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return false;
+    };
+    let Ok(meta) = f.metadata() else {
+        return false;
+    };
+    // SAFETY: geteuid has no side effects.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_file()
+        || meta.uid() != me
+        || meta.mode() & 0o022 != 0
+        || meta.len() != relay.bytes.len() as u64
+    {
+        return false;
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    let mut hex = String::with_capacity(64);
+    for b in hasher.finalize() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex == relay.sha256
+}
+
+/// Gives `master` `size` (columns, rows) if it has none yet (0x0).
+pub fn initial_size(master: &OwnedFd, size: (u16, u16)) -> Result<(), IoError> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills one winsize.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } != 0 {
+        return Err(IoError(format!(
+            "terminal size: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    if ws.ws_row != 0 && ws.ws_col != 0 {
+        return Ok(());
+    }
+    set_size(master, size.0, size.1)
+}
+
+/// Puts the terminal of `master` in raw mode: for a relayed terminal, whose
+/// line discipline is the sandbox pty's (no echo or newline translation
+/// twice, not even for input sent before the relay has started).
+pub fn make_raw(master: &OwnedFd) -> Result<(), IoError> {
+    // SAFETY: termios is plain data that tcgetattr fills.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: the fd is open; tcgetattr/cfmakeraw/tcsetattr read and write `t` only.
+    let ok = unsafe {
+        libc::tcgetattr(master.as_raw_fd(), &mut t) == 0 && {
+            libc::cfmakeraw(&mut t);
+            libc::tcsetattr(master.as_raw_fd(), libc::TCSANOW, &t) == 0
+        }
+    };
+    if !ok {
+        return Err(IoError(format!(
+            "terminal raw mode: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+fn set_size(master: &OwnedFd, cols: u16, rows: u16) -> Result<(), IoError> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer.
+    let rc = unsafe { libc::ioctl(master.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if rc != 0 {
+        return Err(IoError(format!(
+            "resizing the terminal: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
 
 /// A listening console socket, removed when dropped.
 #[derive(Debug)]
@@ -155,21 +336,11 @@ impl Console {
 
     /// Sets the terminal size (ResizePty).
     pub fn resize(&self, width: u32, height: u32) -> Result<(), IoError> {
-        let ws = libc::winsize {
-            ws_row: height.min(u16::MAX as u32) as u16,
-            ws_col: width.min(u16::MAX as u32) as u16,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one winsize from the pointer.
-        let rc = unsafe { libc::ioctl(self.master.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-        if rc != 0 {
-            return Err(IoError(format!(
-                "resizing the terminal: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        Ok(())
+        set_size(
+            &self.master,
+            width.min(u16::MAX as u32) as u16,
+            height.min(u16::MAX as u32) as u16,
+        )
     }
 }
 
@@ -290,6 +461,95 @@ mod tests {
         let mut got = String::new();
         let _ = reader.read_to_string(&mut got);
         assert!(got.starts_with("hi"), "{got:?}");
+    }
+
+    #[test]
+    fn the_relay_is_installed_once_and_checked() {
+        use sha2::{Digest, Sha256};
+        use std::fmt::Write as _;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = b"\x7fELF relay";
+        let mut sha256 = String::new();
+        for b in Sha256::digest(bytes) {
+            write!(sha256, "{b:02x}").unwrap();
+        }
+        let relay = Relay {
+            bytes,
+            sha256: &sha256,
+        };
+        let path = install_relay(dir.path(), &relay).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o555);
+        assert_eq!(
+            path.file_name().unwrap().to_string_lossy(),
+            format!("nucleus-tty-{}", &sha256[..16])
+        );
+        assert_eq!(install_relay(dir.path(), &relay).unwrap(), path, "reused");
+        // A file that is not the relay (or writable by others) is replaced.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"something \x7fELF").unwrap();
+        assert!(!relay_installed(&path, &relay), "same size, other bytes");
+        assert_eq!(install_relay(dir.path(), &relay).unwrap(), path);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!relay_installed(&path, &relay));
+        assert_eq!(install_relay(dir.path(), &relay).unwrap(), path);
+        assert!(relay_installed(&path, &relay));
+        // A symlink there is not followed.
+        std::fs::remove_file(&path).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, bytes).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        assert!(!relay_installed(&path, &relay));
+        let empty = Relay {
+            bytes: b"",
+            sha256: "",
+        };
+        assert!(install_relay(dir.path(), &empty).is_err());
+    }
+
+    #[test]
+    fn the_shim_carries_a_static_relay() {
+        // Built by build.rs unless static linking failed there.
+        if RELAY.bytes.is_empty() {
+            return;
+        }
+        assert_eq!(&RELAY.bytes[..4], b"\x7fELF");
+        assert_eq!(RELAY.sha256.len(), 64);
+    }
+
+    #[test]
+    fn a_new_terminal_gets_a_size_and_can_be_raw() {
+        // SAFETY: posix_openpt/grantpt/unlockpt take plain values.
+        let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+        assert!(master >= 0);
+        unsafe {
+            assert_eq!(libc::grantpt(master), 0);
+            assert_eq!(libc::unlockpt(master), 0);
+        }
+        // SAFETY: the fd was just opened and is owned here.
+        let master = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(master) };
+        let size = |m: &OwnedFd| {
+            let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+            // SAFETY: TIOCGWINSZ fills the winsize.
+            assert_eq!(
+                unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) },
+                0
+            );
+            (ws.ws_col, ws.ws_row)
+        };
+        assert_eq!(size(&master), (0, 0));
+        initial_size(&master, (80, 24)).unwrap();
+        assert_eq!(size(&master), (80, 24));
+        initial_size(&master, (100, 30)).unwrap();
+        assert_eq!(size(&master), (80, 24), "a size already set stays");
+        make_raw(&master).unwrap();
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: tcgetattr fills the termios.
+        assert_eq!(unsafe { libc::tcgetattr(master.as_raw_fd(), &mut t) }, 0);
+        assert_eq!(t.c_lflag & (libc::ECHO | libc::ICANON), 0);
     }
 
     use std::io::Read;

@@ -284,13 +284,24 @@ pub fn null_stdio() -> Result<CreateIo, IoError> {
 }
 
 /// After a successful `create`/`exec` of a terminal process: takes the pty
-/// master the runtime sent on the console socket and starts copying it to
-/// and from the FIFOs. Nothing to do for other processes.
-pub fn attach_console(paths: &StdioPaths, held: &mut HeldIo) -> Result<(), IoError> {
+/// master the runtime sent on the console socket, gives it `size` (columns,
+/// rows) if the runtime left it 0x0, makes it raw if the process runs under
+/// the terminal relay (`relayed`), and starts copying it to and from the
+/// FIFOs. Nothing to do for other processes.
+pub fn attach_console(
+    paths: &StdioPaths,
+    held: &mut HeldIo,
+    size: (u16, u16),
+    relayed: bool,
+) -> Result<(), IoError> {
     let Some(socket) = held.console_socket.take() else {
         return Ok(());
     };
     let master = socket.receive(Instant::now() + Duration::from_secs(5))?;
+    console::initial_size(&master, size)?;
+    if relayed {
+        console::make_raw(&master)?;
+    }
     if !paths.stdin.is_empty() {
         let dest = master
             .try_clone()

@@ -1,7 +1,9 @@
 //! The differences between runsc, crun and runc, kept in one place.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The CRI annotation naming a container's pod sandbox.
 pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
@@ -9,6 +11,15 @@ pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
 /// The CRI annotation saying whether a container is a pod's sandbox or one
 /// of its containers.
 pub const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
+
+/// Where the terminal relay (cmd/nucleus-tty) appears in a runsc container.
+pub const TTY_RELAY_PATH: &str = "/dev/.nucleus-tty";
+
+/// The size (columns, rows) a terminal has until the client sets one: the
+/// VT100's. A pty starts at 0x0, which programs take for "no size"
+/// (busybox `stty size` fails with whatever errno was left over), and ctr
+/// sends its first ResizePty only once Start has returned.
+pub const DEFAULT_CONSOLE_SIZE: (u16, u16) = (80, 24);
 
 /// Which OCI runtime CLI the shim drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -138,6 +149,100 @@ impl Backend {
         changed
     }
 
+    /// Whether terminal processes run under the shim's relay (runsc).
+    ///
+    /// gVisor gives the container the console pty as an imported host fd
+    /// (runsc/boot/loader.go `createFDTable`, pkg/sentry/fsimpl/host/tty.go):
+    /// inside the sandbox its /proc/self/fd link is `host:[N]` and its stat
+    /// has no device number (host.go never copies rdev, by design), so
+    /// `ttyname()` finds nothing and `tty` prints "not a tty"; /dev/tty is
+    /// that terminal only from runsc 20241007 on. The relay runs the program
+    /// on a pty of the sandbox's own devpts instead (/dev/pts/N, with a
+    /// controlling terminal and job control) and copies it to the host pty.
+    pub fn relays_terminal(self) -> bool {
+        self == Backend::Runsc
+    }
+
+    /// Mounts the terminal relay (host file `relay`) read-only at
+    /// [`TTY_RELAY_PATH`], on every runsc container so that a later
+    /// `exec -t` finds it too. A mount the spec had there is replaced.
+    pub fn add_terminal_relay(self, spec: &mut Value, relay: &Path) -> Vec<&'static str> {
+        if !self.relays_terminal() {
+            return Vec::new();
+        }
+        let mount = json!({
+            "destination": TTY_RELAY_PATH,
+            "type": "bind",
+            "source": relay.to_string_lossy(),
+            "options": ["bind", "ro", "nosuid", "nodev"],
+        });
+        let Some(obj) = spec.as_object_mut() else {
+            return Vec::new();
+        };
+        let mounts = obj.entry("mounts").or_insert_with(|| json!([]));
+        let Some(mounts) = mounts.as_array_mut() else {
+            return Vec::new();
+        };
+        if mounts.contains(&mount) {
+            return Vec::new();
+        }
+        mounts.retain(|m| m.get("destination").and_then(Value::as_str) != Some(TTY_RELAY_PATH));
+        mounts.push(mount);
+        vec!["terminal relay mounted"]
+    }
+
+    /// The size (columns, rows) a terminal process starts with: its
+    /// `consoleSize`, else [`DEFAULT_CONSOLE_SIZE`].
+    pub fn console_size(process: &Value) -> (u16, u16) {
+        spec_console_size(process).unwrap_or(DEFAULT_CONSOLE_SIZE)
+    }
+
+    /// Whether a process runs under the terminal relay (after
+    /// [`Backend::terminal_process`]).
+    pub fn relayed(self, process: &Value) -> bool {
+        self.relays_terminal()
+            && process.pointer("/args/0").and_then(Value::as_str) == Some(TTY_RELAY_PATH)
+    }
+
+    /// Prepares a process (a spec's `process` or an exec's process spec)
+    /// that asks for a terminal; returns what it changed. It gets a
+    /// `consoleSize` if it has none, [`DEFAULT_CONSOLE_SIZE`] (runc and crun
+    /// size the pty from it before the program runs). On runsc, with the
+    /// relay mounted, its args run under the relay:
+    /// `TTY_RELAY_PATH --size CxR -- ARGS`.
+    pub fn terminal_process(self, process: &mut Value, relay_mounted: bool) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if process.get("terminal").and_then(Value::as_bool) != Some(true) {
+            return changed;
+        }
+        let given = spec_console_size(process);
+        let (cols, rows) = given.unwrap_or(DEFAULT_CONSOLE_SIZE);
+        let Some(obj) = process.as_object_mut() else {
+            return changed;
+        };
+        if given.is_none() {
+            obj.insert("consoleSize".into(), json!({"height": rows, "width": cols}));
+            changed.push("terminal size set until the client resizes it");
+        }
+        if !(relay_mounted && self.relays_terminal()) {
+            return changed;
+        }
+        if let Some(args) = obj.get_mut("args").and_then(Value::as_array_mut) {
+            if !args.is_empty() && args[0].as_str() != Some(TTY_RELAY_PATH) {
+                let mut wrapped = vec![
+                    json!(TTY_RELAY_PATH),
+                    json!("--size"),
+                    json!(format!("{cols}x{rows}")),
+                    json!("--"),
+                ];
+                wrapped.append(args);
+                *args = wrapped;
+                changed.push("runs on a sandbox terminal (relay)");
+            }
+        }
+        changed
+    }
+
     /// Flags this backend needs for a given spec, before the user's own flags.
     ///
     /// runsc refuses a network namespace without a path ("cannot run with
@@ -173,6 +278,19 @@ impl Backend {
             },
         }
     }
+}
+
+/// The process's own `consoleSize` (columns, rows), if it gives one.
+fn spec_console_size(process: &Value) -> Option<(u16, u16)> {
+    let dim = |k: &str| {
+        process
+            .get("consoleSize")
+            .and_then(|c| c.get(k))
+            .and_then(Value::as_u64)
+            .filter(|v| *v > 0)
+            .map(|v| v.min(u16::MAX as u64) as u16)
+    };
+    Some((dim("width")?, dim("height")?))
 }
 
 #[cfg(test)]
@@ -253,6 +371,94 @@ mod tests {
             backend.adapt_spec(&mut spec, "k8s.io");
             assert_eq!(spec, before);
         }
+    }
+
+    #[test]
+    fn runsc_containers_get_the_terminal_relay_mounted_once() {
+        let relay = Path::new("/run/nucleus/tty/nucleus-tty-x");
+        let mut spec = json!({"mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": TTY_RELAY_PATH, "type": "bind", "source": "/tmp/theirs"}
+        ]});
+        assert_eq!(
+            Backend::Runsc.add_terminal_relay(&mut spec, relay),
+            ["terminal relay mounted"]
+        );
+        let mounts = spec["mounts"].as_array().unwrap();
+        assert_eq!(mounts.len(), 2, "the spec's own mount there is replaced");
+        assert_eq!(
+            mounts[1],
+            json!({"destination": TTY_RELAY_PATH, "type": "bind",
+                   "source": "/run/nucleus/tty/nucleus-tty-x",
+                   "options": ["bind", "ro", "nosuid", "nodev"]})
+        );
+        assert!(Backend::Runsc
+            .add_terminal_relay(&mut spec, relay)
+            .is_empty());
+        let mut none = json!({});
+        Backend::Runsc.add_terminal_relay(&mut none, relay);
+        assert_eq!(none["mounts"].as_array().map(Vec::len), Some(1));
+        for b in [Backend::Runc, Backend::Crun] {
+            let mut spec = json!({"mounts": []});
+            assert!(b.add_terminal_relay(&mut spec, relay).is_empty());
+            assert_eq!(spec, json!({"mounts": []}));
+        }
+    }
+
+    #[test]
+    fn terminal_processes_get_a_size_and_on_runsc_the_relay() {
+        let mut p = json!({"terminal": true, "args": ["sh", "-c", "tty"]});
+        assert_eq!(
+            Backend::Runsc.terminal_process(&mut p, true),
+            [
+                "terminal size set until the client resizes it",
+                "runs on a sandbox terminal (relay)"
+            ]
+        );
+        assert_eq!(p["consoleSize"], json!({"height": 24, "width": 80}));
+        assert_eq!(
+            p["args"],
+            json!([TTY_RELAY_PATH, "--size", "80x24", "--", "sh", "-c", "tty"])
+        );
+        assert!(Backend::Runsc.relayed(&p));
+        assert!(!Backend::Runc.relayed(&p));
+        assert!(
+            Backend::Runsc.terminal_process(&mut p, true).is_empty(),
+            "idempotent"
+        );
+        // The client's own size is kept and given to the relay.
+        let mut p = json!({"terminal": true, "args": ["sh"],
+                           "consoleSize": {"height": 30, "width": 100}});
+        Backend::Runsc.terminal_process(&mut p, true);
+        assert_eq!(
+            p["args"],
+            json!([TTY_RELAY_PATH, "--size", "100x30", "--", "sh"])
+        );
+        assert_eq!(Backend::console_size(&p), (100, 30));
+        // runc and crun size the pty themselves; runsc without the relay
+        // mounted keeps the host terminal.
+        for (b, relay) in [
+            (Backend::Runc, true),
+            (Backend::Crun, true),
+            (Backend::Runsc, false),
+        ] {
+            let mut p = json!({"terminal": true, "args": ["sh"]});
+            assert_eq!(
+                b.terminal_process(&mut p, relay),
+                ["terminal size set until the client resizes it"]
+            );
+            assert_eq!(p["args"], json!(["sh"]));
+            assert!(!b.relayed(&p));
+        }
+        // No terminal, nothing to do.
+        let mut p = json!({"args": ["sh"]});
+        assert!(Backend::Runsc.terminal_process(&mut p, true).is_empty());
+        assert_eq!(p, json!({"args": ["sh"]}));
+        assert_eq!(Backend::console_size(&p), DEFAULT_CONSOLE_SIZE);
+        let mut p = json!({"terminal": true, "consoleSize": {"height": 0, "width": 0}});
+        assert_eq!(Backend::console_size(&p), DEFAULT_CONSOLE_SIZE);
+        Backend::Runc.terminal_process(&mut p, false);
+        assert_eq!(p["consoleSize"], json!({"height": 24, "width": 80}));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::harden;
 use crate::io::{self, StdioPaths};
 use crate::mount;
 use crate::options::{self, RuntimeOptions};
-use crate::runtime::{CommandRunner, Runtime, LOG_FILE};
+use crate::runtime::{Backend, CommandRunner, Runtime, LOG_FILE};
 
 /// File in the bundle holding the options Any `start` received.
 pub const START_OPTIONS_FILE: &str = "nucleus-options.pb";
@@ -41,6 +41,8 @@ pub struct Container {
     /// The stdio its `start` must hand over (runsc containers joining a
     /// pod's sandbox get it at start, not at create).
     pub start_io: Option<crate::runtime::CreateIo>,
+    /// The terminal relay is mounted (runsc): `exec -t` runs under it.
+    pub terminal_relay: bool,
 }
 
 /// Resolves the config for a Create: options from the request, else the
@@ -176,7 +178,12 @@ pub fn create(
     }
     let cfg = resolve_config(req, namespace)?;
     let (mut spec, exec_rules) = harden_bundle(&req.id, &bundle, &cfg)?;
-    let adapted = cfg.backend.adapt_spec(&mut spec, namespace);
+    let mut adapted = cfg.backend.adapt_spec(&mut spec, namespace);
+    let terminal_relay = !cfg.runsc_host_terminal
+        && mount_terminal_relay(&req.id, cfg.backend, &mut spec, &mut adapted);
+    if let Some(process) = spec.get_mut("process") {
+        adapted.extend(cfg.backend.terminal_process(process, terminal_relay));
+    }
     if !adapted.is_empty() {
         log::info!(
             "container {}: spec adapted for {}: {}",
@@ -231,7 +238,9 @@ pub fn create(
     };
 
     let joins_sandbox = runtime.backend.shares_sandbox_pid(&spec);
-    let (create_io, start_io) = if joins_sandbox {
+    // runsc hands a container joining a pod's sandbox the stdio of `start`,
+    // but its terminal is made at `create` (runsc/container/container.go).
+    let (create_io, start_io) = if joins_sandbox && !req.terminal {
         match io::null_stdio() {
             Ok(null) => (null, Some(create_io)),
             Err(e) => {
@@ -253,7 +262,10 @@ pub fn create(
         }
         return Err(err);
     }
-    if let Err(e) = io::attach_console(&stdio, &mut held_io) {
+    let process = spec.get("process").unwrap_or(&Value::Null);
+    let size = Backend::console_size(process);
+    let relayed = runtime.backend.relayed(process);
+    if let Err(e) = io::attach_console(&stdio, &mut held_io, size, relayed) {
         let _ = runtime.remove(runner, &req.id);
         undo_mounts();
         return Err(TaskError::internal(format!("container {}: {e}", req.id)));
@@ -296,7 +308,35 @@ pub fn create(
         cgroup,
         oom,
         start_io,
+        terminal_relay,
     })
+}
+
+/// runsc: installs the terminal relay on the host and mounts it into the
+/// container. False if it cannot be had: terminals are then gVisor's
+/// host-terminal emulation, which has no name in the sandbox.
+fn mount_terminal_relay(
+    id: &str,
+    backend: Backend,
+    spec: &mut Value,
+    adapted: &mut Vec<&'static str>,
+) -> bool {
+    if !backend.relays_terminal() {
+        return false;
+    }
+    match io::console::relay_binary() {
+        Ok(path) => {
+            adapted.extend(backend.add_terminal_relay(spec, &path));
+            true
+        }
+        Err(e) => {
+            log::warn!(
+                "container {id}: {e}: its terminals stay gVisor's host-terminal emulation \
+                 (`tty` says \"not a tty\")"
+            );
+            false
+        }
+    }
 }
 
 impl Container {

@@ -69,6 +69,13 @@ impl TaskService {
         if !report.changes.is_empty() {
             log::info!("{what}: {}", report.summary());
         }
+        let adapted = c
+            .runtime
+            .backend
+            .terminal_process(&mut spec, c.terminal_relay);
+        if !adapted.is_empty() {
+            log::info!("{what}: {}", adapted.join(", "));
+        }
         let stdio = StdioPaths {
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -223,7 +230,9 @@ impl TaskService {
                 runtime.backend.name()
             )));
         };
-        if let Err(e) = io::attach_console(stdio, &mut held) {
+        let relayed = runtime.backend.relayed(&spec);
+        if let Err(e) = io::attach_console(stdio, &mut held, Backend::console_size(&spec), relayed)
+        {
             // It runs, but cannot be given its terminal: end it.
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             return Err(TaskError::internal(format!("{what}: {e}")));
