@@ -1,17 +1,14 @@
-//! End-to-end Pause/Resume and Update on runsc, crun and runc. Update is not
-//! reachable from ctr 1.6, so it is sent straight to the shim's ttrpc
-//! socket, the way containerd sends it.
+//! End-to-end Pause/Resume, Update, metrics, OOM and checkpoint on runsc,
+//! crun and runc. Update goes through containerd's own Tasks API (ctr has
+//! no update command on several versions), the way containerd's Go client,
+//! nerdctl, Docker and the CRI send it.
 
 #[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{code, text, Env};
-use containerd_shim_protos::api::{Empty, UpdateTaskRequest};
-use containerd_shim_protos::protobuf::well_known_types::any::Any;
-
-const TASK: &str = "containerd.task.v2.Task";
+use common::{code, containerd_client, text, Env};
 
 /// A cgroup file of container `id` (its spec's cgroupsPath), v1 or v2.
 fn cgroup_file(env: &Env, id: &str, controller: &str, v1: &str, v2: &str) -> PathBuf {
@@ -71,9 +68,12 @@ fn pause_and_resume(backend: &str, test: &str) {
     env.assert_clean(backend, &["box"]);
 }
 
-/// Update over ttrpc: new pids and memory limits reach the cgroup; a
-/// request to lift the pids limit or open all devices is held to the policy.
-fn update_through_ttrpc(backend: &str, test: &str) {
+/// Update through containerd's `Tasks/Update` (gRPC, the task's namespace in
+/// the `containerd-namespace` header): new pids and memory limits reach the
+/// cgroup; a request to lift the pids limit or open all devices is held to
+/// the policy; malformed JSON fails with InvalidArgument naming it, the
+/// shim's message passed on by containerd.
+fn update_through_containerd(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
     };
@@ -82,13 +82,7 @@ fn update_through_ttrpc(backend: &str, test: &str) {
     let mem_max = cgroup_file(&env, "box", "memory", "memory.limit_in_bytes", "memory.max");
     assert_eq!(read_trim(&pids_max), "4096", "the policy's pids limit");
     let update = |json: &str| {
-        let mut req = UpdateTaskRequest::new();
-        req.id = "box".into();
-        let mut any = Any::new();
-        any.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into();
-        any.value = json.as_bytes().to_vec();
-        req.resources = Some(any).into();
-        common::ttrpc_call::<_, Empty>(&env.socket_path("box"), TASK, "Update", &req)
+        containerd_client::update_task(&env.address, &env.namespace, "box", json.as_bytes())
     };
     update(r#"{"pids":{"limit":123},"memory":{"limit":67108864}}"#).expect("update");
     assert_eq!(read_trim(&pids_max), "123");
@@ -101,39 +95,59 @@ fn update_through_ttrpc(backend: &str, test: &str) {
         "unlimited became the policy's limit"
     );
     let e = update("{not json").unwrap_err();
-    assert!(e.contains("malformed JSON"), "{e}");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(
+        e.message()
+            .contains("container box: resources: malformed JSON"),
+        "{e:?}"
+    );
+    assert_eq!(
+        read_trim(&pids_max),
+        "4096",
+        "a failed update changes nothing"
+    );
     env.finish("box");
     env.assert_clean(backend, &["box"]);
 }
 
 /// `ctr task metrics` prints the container's cgroup statistics (runsc: the
-/// cgroup of the sandbox the container owns).
+/// cgroup of the sandbox the container owns), in the host's cgroup version.
 fn metrics(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
     };
     env.sleeper(backend, "box");
-    let out = env.ctr(&["task", "metrics", "box"]);
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        v2_metrics(&env, "box");
+    } else {
+        v1_metrics(backend, &env, "box");
+    }
+    env.finish("box");
+    env.assert_clean(backend, &["box"]);
+}
+
+/// The value of row `name` in ctr's metrics table.
+fn table_value(table: &str, name: &str) -> u64 {
+    table
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(name)).then(|| w.next().and_then(|v| v.parse().ok()))?
+        })
+        .unwrap_or_else(|| panic!("no {name} in:\n{table}"))
+}
+
+/// cgroup v1: ctr's v1 table, then the whole v1 Metrics.
+fn v1_metrics(backend: &str, env: &Env, id: &str) {
+    let out = env.ctr(&["task", "metrics", id]);
     assert!(out.status.success(), "metrics: {}", text(&out.stderr));
     let table = text(&out.stdout);
-    let value = |name: &str| -> u64 {
-        table
-            .lines()
-            .find_map(|l| {
-                let mut w = l.split_whitespace();
-                (w.next() == Some(name)).then(|| w.next().and_then(|v| v.parse().ok()))?
-            })
-            .unwrap_or_else(|| panic!("no {name} in:\n{table}"))
-    };
+    let value = |name: &str| table_value(&table, name);
     assert!(value("pids.current") >= 1, "{table}");
     assert_eq!(value("pids.limit"), 4096, "{table}");
     assert!(value("memory.usage_in_bytes") > 0, "{table}");
     assert!(value("cpuacct.usage") > 0, "{table}");
-    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        v1_sections(backend, &env, "box");
-    }
-    env.finish("box");
-    env.assert_clean(backend, &["box"]);
+    v1_sections(backend, env, id);
 }
 
 /// Gives container `id` block I/O its v1 cgroup accounts: this kernel
@@ -274,6 +288,150 @@ fn v1_sections(backend: &str, env: &Env, id: &str) {
     }
 }
 
+/// The pressure files PSI puts in a v2 cgroup, by Metrics section.
+const PSI_SECTIONS: [&str; 3] = ["cpu", "memory", "io"];
+
+/// A pressure file's halves (`some`, and `full` where the kernel has it)
+/// with their `total=` (microseconds stalled, only ever growing).
+fn pressure_totals(path: &PathBuf) -> Vec<(String, u64)> {
+    read_trim(path)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let half = w.next()?.to_string();
+            let total = w.find_map(|kv| kv.strip_prefix("total="))?.parse().ok()?;
+            Some((half, total))
+        })
+        .collect()
+}
+
+/// Whether the ctr this test runs decodes PSI in v2 Metrics: the psi
+/// fields came with containerd/cgroups 3.0.3, and their protobuf struct tags
+/// are in the binary. ctr built on an older one (upstream containerd 1.6,
+/// 1.7 with its vendored cgroups 3.0.2) drops them as unknown fields;
+/// Debian 13's 1.7.24, built on Debian's cgroups package, has them.
+fn ctr_decodes_psi(env: &Env) -> bool {
+    let program = PathBuf::from(env.ctr_cmd(&[]).get_program());
+    let path = if program.components().count() > 1 {
+        program
+    } else {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join(&program))
+            .find(|p| p.is_file())
+            .unwrap_or(program)
+    };
+    let bin = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let tag = b"name=psi,proto3";
+    bin.windows(tag.len()).any(|w| w == tag)
+}
+
+/// cgroup v2: ctr's v2 table, then the whole v2 Metrics as ctr decodes it
+/// (`--format json`: Go's encoding/json on structs tagged omitempty, so a
+/// zero number or empty list is left out while a message that is there
+/// shows, as `{}` when all zeros). Every section nucleus sends is there
+/// (nerdctl stats dereferences io), the figures agree with the container's
+/// cgroup files, and PSI (cpu, memory, io; `some` and `full`) is there
+/// wherever the kernel has it (/proc/pressure) and ctr decodes it.
+fn v2_metrics(env: &Env, id: &str) {
+    let out = env.ctr(&["task", "metrics", id]);
+    assert!(out.status.success(), "metrics: {}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let value = |name: &str| table_value(&table, name);
+    assert!(value("pids.current") >= 1, "{table}");
+    assert_eq!(value("pids.limit"), 4096, "{table}");
+    assert!(value("cpu.usage_usec") > 0, "{table}");
+    assert!(value("memory.usage") > 0, "{table}");
+
+    let file = |name: &str| cgroup_file(env, id, "", "", name);
+    let psi = Path::new("/proc/pressure/cpu").exists();
+    let pressure = || -> Vec<Vec<(String, u64)>> {
+        PSI_SECTIONS
+            .iter()
+            .map(|s| match psi {
+                true => pressure_totals(&file(&format!("{s}.pressure"))),
+                false => Vec::new(),
+            })
+            .collect()
+    };
+    let before = pressure();
+    let out = env.ctr(&["task", "metrics", "--format", "json", id]);
+    assert!(out.status.success(), "metrics: {}", text(&out.stderr));
+    let after = pressure();
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    for section in ["/pids", "/cpu", "/memory", "/memory_events", "/io", "/rdma"] {
+        assert!(
+            m.pointer(section).is_some_and(serde_json::Value::is_object),
+            "no {section} in {m:#}"
+        );
+    }
+    // A number left out is a zero.
+    let n = |ptr: &str| m.pointer(ptr).map_or(Some(0), serde_json::Value::as_u64);
+    assert!(n("/pids/current") >= Some(1), "{m:#}");
+    assert_eq!(n("/pids/limit"), Some(4096), "{m:#}");
+    assert!(n("/cpu/usage_usec") > Some(0), "{m:#}");
+    assert!(n("/memory/usage") > Some(0), "{m:#}");
+    let limit = match read_trim(&file("memory.max")).as_str() {
+        "max" => u64::MAX,
+        v => v.parse().expect("memory.max"),
+    };
+    assert_eq!(
+        n("/memory/usage_limit"),
+        Some(limit),
+        "memory.max {limit}: {m:#}"
+    );
+    let events = read_trim(&file("memory.events"));
+    for line in events.lines() {
+        let (key, count) = line.split_once(' ').expect("memory.events: KEY N");
+        if matches!(key, "low" | "high" | "max" | "oom" | "oom_kill") {
+            let count: u64 = count.parse().expect("memory.events count");
+            assert_eq!(
+                n(&format!("/memory_events/{key}")),
+                Some(count),
+                "{events}\n{m:#}"
+            );
+        }
+    }
+
+    if !psi {
+        eprintln!("{id}: the kernel has no PSI (/proc/pressure/cpu): not checked");
+        return;
+    }
+    if !ctr_decodes_psi(env) {
+        eprintln!("{id}: this ctr's v2 Metrics has no psi fields: PSI not checked");
+        return;
+    }
+    for (k, section) in PSI_SECTIONS.iter().enumerate() {
+        assert!(
+            !before[k].is_empty(),
+            "{section}.pressure has no some/full line"
+        );
+        assert!(m[section]["psi"].is_object(), "no {section}.psi in {m:#}");
+        for (half, low) in &before[k] {
+            let high = after[k]
+                .iter()
+                .find_map(|(h, t)| (h == half).then_some(*t))
+                .unwrap_or_else(|| panic!("{section}.pressure lost its {half} line"));
+            let got = &m[section]["psi"][half.as_str()];
+            assert!(got.is_object(), "no {section}.psi.{half} in {m:#}");
+            for avg in ["avg10", "avg60", "avg300"] {
+                let v = got.get(avg).map_or(Some(0.0), serde_json::Value::as_f64);
+                assert!(
+                    v.is_some_and(|v| (0.0..=100.0).contains(&v)),
+                    "{section}.psi.{half}.{avg}: {got}"
+                );
+            }
+            let total = got.get("total").map_or(Some(0), serde_json::Value::as_u64);
+            assert!(
+                total.is_some_and(|t| (*low..=high).contains(&t)),
+                "{section}.psi.{half}.total {total:?}, the cgroup's went {low} -> {high}: {got}"
+            );
+        }
+    }
+}
+
 /// A memory hog under a 32 MiB limit ends with 137, and /tasks/oom comes
 /// before its /tasks/exit.
 fn oom_kill_is_reported(backend: &str, test: &str) {
@@ -337,7 +495,7 @@ fn checkpoint_works_or_says_why(backend: &str, test: &str) {
 
 on_each_backend!(
     pause_and_resume,
-    update_through_ttrpc,
+    update_through_containerd,
     metrics,
     oom_kill_is_reported,
     checkpoint_works_or_says_why

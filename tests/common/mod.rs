@@ -6,6 +6,8 @@
 //! skipped with the reason printed.
 #![allow(dead_code)]
 
+pub mod containerd_client;
+
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
