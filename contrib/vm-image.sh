@@ -29,7 +29,7 @@ suite=trixie
 # the CNI plugins are what container networking tests reach for. dbus is only
 # a Recommends of systemd, but every real systemd host has it, and runc's and
 # crun's systemd cgroup driver reach systemd through it.
-guest_pkgs=(linux-image-amd64 systemd-sysv udev kmod dbus containerd runc crun runsc
+guest_pkgs=(linux-image-amd64 systemd-sysv udev kmod dbus file containerd runc crun runsc
   busybox-static containernetworking-plugins iproute2 iptables procps util-linux e2fsprogs)
 guest_files=("$here/vm/nucleus-lane" "$here/vm/nucleus-lane.service")
 # Sparse: only what the root file system holds takes space on the host; the

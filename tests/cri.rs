@@ -135,7 +135,9 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape, kind: Kind) {
         return;
     };
     let mut rt = client(&env.address).await;
-    let config = pod_config(&env, "p1", shape);
+    // Named after the test: a system containerd's k8s.io namespace holds
+    // every test's pods (and a failed test's leftovers).
+    let config = pod_config(&env, test, shape);
     let pod = rt
         .run_pod_sandbox(RunPodSandboxRequest {
             config: Some(config.clone()),
@@ -223,7 +225,7 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape, kind: Kind) {
     );
     let log = env.containerd_log();
     // The handler's ConfigPath (CRI's runtime options) chose the runtime.
-    let toml = format!("from {}/{backend}.toml", env.dir.display());
+    let toml = format!("from {}", env.handler_config(backend));
     for id in ids.iter().chain([&pod]) {
         let line = format!("container {id}: policy {level} on {backend}");
         assert!(log.contains(&line), "no {line:?} in the containerd log");
@@ -346,7 +348,7 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape, kind: Kind) {
         let sandboxes: Vec<String> = env
             .processes_with("runsc-sandbox")
             .into_iter()
-            .filter(|p| p.contains(&format!("{}/", env.dir.display())))
+            .filter(|p| p.contains(&format!("{}", env.runtime_root("runsc").display())))
             .collect();
         assert_eq!(sandboxes.len(), 1, "{sandboxes:#?}");
     }
@@ -540,12 +542,7 @@ fn http_get(ip: &str) -> String {
 
 /// The network namespace CRI made for a pod, from its sandbox's spec.
 fn sandbox_netns(env: &Env, pod: &str) -> String {
-    let config = env
-        .dir
-        .join("state/io.containerd.runtime.v2.task")
-        .join(&env.namespace)
-        .join(pod)
-        .join("config.json");
+    let config = env.bundle(pod).join("config.json");
     let spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&config).expect("sandbox config.json"))
             .expect("sandbox spec");

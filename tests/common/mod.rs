@@ -64,12 +64,59 @@ pub fn have_prerequisites(backend: &str) -> bool {
     prerequisite(
         root,
         "end-to-end tests need root (containerd, mounts, runtimes)",
-    ) && ["containerd", "ctr", "busybox", backend].iter().all(|t| {
+    ) && ["containerd", "ctr", "busybox"].iter().all(|t| {
         prerequisite(
             on_path(t),
             &format!("{t} is not on PATH (run contrib/setup-host.sh)"),
         )
-    })
+    }) && match runtime_binary(backend) {
+        Some(bin) => prerequisite(
+            bin.is_file(),
+            &format!(
+                "{} (from ${}; run contrib/runtimes.sh)",
+                bin.display(),
+                runtime_var(backend)
+            ),
+        ),
+        None => prerequisite(
+            on_path(backend),
+            &format!("{backend} is not on PATH (run contrib/setup-host.sh)"),
+        ),
+    }
+}
+
+/// The variable that names `backend`'s binary: NUCLEUS_RUNC, NUCLEUS_CRUN,
+/// NUCLEUS_RUNSC.
+fn runtime_var(backend: &str) -> String {
+    format!("NUCLEUS_{}", backend.to_uppercase())
+}
+
+/// The runtime binary the suites run `backend` with: an absolute path from
+/// `$NUCLEUS_RUNC`, `$NUCLEUS_CRUN` or `$NUCLEUS_RUNSC` (e.g. a newer
+/// Debian's runtime unpacked by contrib/runtimes.sh), else None: the shim
+/// finds `backend` on containerd's PATH. Every nucleus.toml the harness
+/// writes ([`runtime_table`]) and its own runtime calls use it.
+pub fn runtime_binary(backend: &str) -> Option<PathBuf> {
+    let bin = PathBuf::from(std::env::var_os(runtime_var(backend)).filter(|v| !v.is_empty())?);
+    assert!(
+        bin.is_absolute(),
+        "${} must be an absolute path, not {}",
+        runtime_var(backend),
+        bin.display()
+    );
+    Some(bin)
+}
+
+/// The `[runtime]` table of a nucleus.toml that selects `backend`, with the
+/// `path` of [`runtime_binary`] when one is set; more keys may follow.
+pub fn runtime_table(backend: &str) -> String {
+    match runtime_binary(backend) {
+        Some(bin) => format!(
+            "[runtime]\nname = \"{backend}\"\npath = {:?}\n",
+            bin.display().to_string()
+        ),
+        None => format!("[runtime]\nname = \"{backend}\"\n"),
+    }
 }
 
 /// The shim binary under test: $NUCLEUS_SHIM_BIN, else the one cargo built.
@@ -248,10 +295,17 @@ pub fn cri_handler(backend: &str) -> String {
 }
 
 /// The in-container probe (tests/probe/probe.rs), built static once per
-/// test binary with the machine's rustc.
+/// test binary with the machine's rustc, or `NUCLEUS_PROBE_BIN` (the VM lane
+/// builds it on the host: the guest has no rustc).
 pub fn probe_binary() -> Option<&'static Path> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("NUCLEUS_PROBE_BIN") {
+            let bin = PathBuf::from(bin);
+            let ok = bin.is_file();
+            prerequisite(ok, &format!("NUCLEUS_PROBE_BIN {}", bin.display()));
+            return ok.then_some(bin);
+        }
         let out_dir = std::env::temp_dir().join(format!("nucleus-probe-{}", std::process::id()));
         std::fs::create_dir_all(&out_dir).expect("probe dir");
         let bin = out_dir.join("nucleus-probe");
@@ -348,7 +402,43 @@ pub fn containerd2_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/opt/nucleus-test/containerd2/usr/bin"))
 }
 
-/// A private containerd for one test, in its own namespace.
+/// The containerd the VM lane tests against: with
+/// `NUCLEUS_TEST_CONTAINERD=system` the suites use the host's own containerd
+/// (started by systemd as the distribution ships it, the shim installed on
+/// its PATH and its CRI handlers configured by contrib/vm/lane-tests.sh)
+/// instead of starting a private one. Its address, default
+/// /run/containerd/containerd.sock, from `NUCLEUS_TEST_CONTAINERD_ADDRESS`.
+pub fn system_containerd() -> Option<String> {
+    (std::env::var("NUCLEUS_TEST_CONTAINERD").as_deref() == Ok("system")).then(|| {
+        std::env::var("NUCLEUS_TEST_CONTAINERD_ADDRESS")
+            .unwrap_or_else(|_| "/run/containerd/containerd.sock".to_string())
+    })
+}
+
+/// `systemctl ARGS`, which must succeed (the system-containerd lane).
+fn systemctl(args: &[&str]) {
+    let out = Command::new("systemctl")
+        .args(args)
+        .output()
+        .expect("running systemctl");
+    assert!(
+        out.status.success(),
+        "systemctl {}: {}",
+        args.join(" "),
+        text(&out.stderr)
+    );
+}
+
+/// The pod network the system containerd's CNI config gives pods in the VM
+/// lane: `NUCLEUS_TEST_POD_NETWORK=BRIDGE:PREFIX` (e.g. `nlane0:10.88.77.`).
+fn system_pod_network() -> Option<(String, String)> {
+    let v = std::env::var("NUCLEUS_TEST_POD_NETWORK").ok()?;
+    let (bridge, prefix) = v.split_once(':')?;
+    Some((bridge.to_string(), prefix.to_string()))
+}
+
+/// A containerd for one test, in its own namespace: a private one, or the
+/// system's (see [`system_containerd`]).
 pub struct Env {
     pub dir: PathBuf,
     pub address: String,
@@ -364,6 +454,12 @@ pub struct Env {
     containerd: Option<Child>,
     /// Extra variables in containerd's environment (what systemd gives it).
     containerd_env: Vec<(String, String)>,
+    /// The system containerd (systemd's unit) rather than a private one.
+    system: bool,
+    /// containerd's state directory (bundles live below it).
+    state_dir: PathBuf,
+    /// When the test started (for the system containerd's journal).
+    started: std::time::SystemTime,
 }
 
 impl Env {
@@ -418,6 +514,23 @@ impl Env {
         if !have_prerequisites(backend) {
             return None;
         }
+        let system = system_containerd();
+        if system.is_some() && v2 {
+            prerequisite(
+                false,
+                "containerd 2.x tests start a private containerd 2.x; the system-containerd lane runs the distribution's",
+            );
+            return None;
+        }
+        if system.is_some()
+            && cri
+            && !prerequisite(
+                system_pod_network().is_some(),
+                "NUCLEUS_TEST_POD_NETWORK=BRIDGE:PREFIX (the system containerd's CNI network)",
+            )
+        {
+            return None;
+        }
         if v2
             && !prerequisite(
                 containerd2_dir().join("containerd").is_file(),
@@ -438,7 +551,9 @@ impl Env {
         std::fs::create_dir_all(dir.join("bin")).expect("creating the test dir");
         std::os::unix::fs::symlink(shim_binary(), dir.join("bin/containerd-shim-nucleus-v1"))
             .expect("linking the shim into the test PATH");
-        let address = dir.join("c.sock").display().to_string();
+        let address = system
+            .clone()
+            .unwrap_or_else(|| dir.join("c.sock").display().to_string());
         // Top-level keys before any table.
         let mut config = format!(
             "version = {version}\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n{disabled}\
@@ -467,26 +582,30 @@ impl Env {
                     // Pods of concurrent CRI tests share the namespace
                     // k8s.io: each test keeps its runtime state apart.
                     format!(
-                        "[runtime]\nname = \"{b}\"\nroot = \"{}/rt/{b}\"\n{}",
+                        "{}root = \"{}/rt/{b}\"\n{}",
+                        runtime_table(b),
                         dir.display(),
                         if b == "runsc" { RUNSC_POD_NETWORK } else { "" }
                     )
                 } else {
-                    format!("[runtime]\nname = \"{b}\"\n")
+                    runtime_table(b)
                 },
             )
             .expect("writing nucleus.toml");
         }
-        let pod_network = cri.then(|| write_cni_config(&dir));
+        let pod_network = match (cri, system.is_some()) {
+            (false, _) => None,
+            (true, false) => Some(write_cni_config(&dir)),
+            (true, true) => system_pod_network(),
+        };
         let mut env = Env {
-            dir,
             address,
             namespace: if cri {
                 "k8s.io".to_string()
             } else {
                 format!("t-{}", test.replace("::", "-").replace('_', "-"))
             },
-            own_runtime_roots: cri,
+            own_runtime_roots: cri && system.is_none(),
             pod_network,
             containerd_bin: if v2 {
                 containerd2_dir().join("containerd")
@@ -503,8 +622,18 @@ impl Env {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            system: system.is_some(),
+            state_dir: if system.is_some() {
+                PathBuf::from("/run/containerd")
+            } else {
+                dir.join("state")
+            },
+            started: std::time::SystemTime::now(),
+            dir,
         };
-        env.spawn_containerd();
+        if !env.system {
+            env.spawn_containerd();
+        }
         env.clear_stale_runtime_state();
         env.wait_containerd();
         Some(env)
@@ -551,6 +680,11 @@ impl Env {
     /// Kills containerd (SIGKILL: no cleanup on its side) and returns once
     /// it is gone; the shims keep running.
     pub fn kill_containerd(&mut self) {
+        if self.system {
+            // The unit's KillMode=process: shims stay, as on a real host.
+            systemctl(&["stop", "containerd"]);
+            return;
+        }
         if let Some(mut c) = self.containerd.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -559,6 +693,11 @@ impl Env {
 
     /// Starts containerd again on the same root, state and socket.
     pub fn start_containerd(&mut self) {
+        if self.system {
+            systemctl(&["start", "containerd"]);
+            self.wait_containerd();
+            return;
+        }
         self.spawn_containerd();
         self.wait_containerd();
     }
@@ -574,7 +713,7 @@ impl Env {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
                 let id = name.split(['_', ':']).next().unwrap_or(&name).to_string();
-                let _ = Command::new(b)
+                let _ = Command::new(runtime_binary(b).unwrap_or_else(|| b.into()))
                     .arg("--root")
                     .arg(&root)
                     .args(["delete", "--force", &id])
@@ -587,7 +726,38 @@ impl Env {
     }
 
     pub fn containerd_log(&self) -> String {
+        if self.system {
+            // containerd copies its shims' logs to its stderr: the journal.
+            let since = self
+                .started
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs().saturating_sub(1))
+                .unwrap_or(0);
+            return Command::new("journalctl")
+                .args(["-u", "containerd", "--no-pager", "-o", "cat"])
+                .arg(format!("--since=@{since}"))
+                .output()
+                .map(|o| text(&o.stdout))
+                .unwrap_or_default();
+        }
         std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+    }
+
+    /// The nucleus.toml a CRI handler of this containerd names (its
+    /// options' ConfigPath).
+    pub fn handler_config(&self, backend: &str) -> String {
+        if self.system {
+            format!("/etc/nucleus/{backend}.toml")
+        } else {
+            self.config(backend)
+        }
+    }
+
+    /// Where containerd keeps this namespace's bundles.
+    pub fn bundles(&self) -> PathBuf {
+        self.state_dir
+            .join("io.containerd.runtime.v2.task")
+            .join(&self.namespace)
     }
 
     /// `ctr -a ADDR -n NS ARGS`.
@@ -654,10 +824,7 @@ impl Env {
 
     /// The bundle containerd made for container `id`.
     pub fn bundle(&self, id: &str) -> PathBuf {
-        self.dir
-            .join("state/io.containerd.runtime.v2.task")
-            .join(&self.namespace)
-            .join(id)
+        self.bundles().join(id)
     }
 
     /// Writes a nucleus.toml named `name` into the test dir; returns its path.
@@ -726,7 +893,10 @@ impl Env {
             .spawn()
             .expect("ctr events");
         std::thread::sleep(Duration::from_millis(300));
-        Events { child }
+        Events {
+            child,
+            namespace: self.namespace.clone(),
+        }
     }
 
     /// Waits until `ctr task ls` shows `id` in `status`.
@@ -798,10 +968,7 @@ impl Env {
 
     /// Network namespaces (paths under /run/netns) in this test's bundles.
     fn pod_netns_paths(&self) -> Vec<String> {
-        let bundles = self
-            .dir
-            .join("state/io.containerd.runtime.v2.task")
-            .join(&self.namespace);
+        let bundles = self.bundles();
         let mut found = Vec::new();
         for e in std::fs::read_dir(bundles).into_iter().flatten().flatten() {
             let Ok(data) = std::fs::read(e.path().join("config.json")) else {
@@ -840,10 +1007,7 @@ impl Env {
     pub fn assert_clean(&self, backend: &str, ids: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(10);
         let runtime_root = self.runtime_root(backend).display().to_string();
-        let bundles = self
-            .dir
-            .join("state/io.containerd.runtime.v2.task")
-            .join(&self.namespace);
+        let bundles = self.bundles();
         loop {
             let mut left = Vec::new();
             for p in self.processes_with(&format!("-address {}", self.address)) {
@@ -942,7 +1106,7 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        if let Some(mut c) = self.containerd.take() {
+        if let Some(mut c) = self.containerd.take().filter(|_| !self.system) {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -961,10 +1125,10 @@ impl Drop for Env {
                 let _ = std::fs::remove_file(&netns);
             }
         }
-        for (pid, _) in live_processes()
-            .into_iter()
-            .filter(|(_, cmd)| cmd.contains(&format!("-address {}", self.address)))
-        {
+        for (pid, _) in live_processes().into_iter().filter(|(_, cmd)| {
+            cmd.contains(&format!("-address {} ", self.address))
+                && (!self.system || cmd.contains(&format!("-namespace {} ", self.namespace)))
+        }) {
             // SAFETY: killing a leftover shim of this test's own containerd.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }
@@ -981,7 +1145,7 @@ impl Drop for Env {
                 unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             }
         }
-        if let Some((bridge, _)) = &self.pod_network {
+        if let Some((bridge, _)) = self.pod_network.as_ref().filter(|_| !self.system) {
             let _ = Command::new("ip")
                 .args(["link", "del", bridge])
                 .stderr(Stdio::null())
@@ -1007,6 +1171,9 @@ impl Drop for Env {
 /// A running `ctr events`.
 pub struct Events {
     child: Child,
+    /// `ctr events` shows every namespace's events (a shared system
+    /// containerd runs other tests' containers of the same name).
+    namespace: String,
 }
 
 impl Events {
@@ -1020,8 +1187,9 @@ impl Events {
         }
         let _ = self.child.wait();
         let needle = format!("\"{id}\"");
+        let ns = format!(" {} /", self.namespace);
         out.lines()
-            .filter(|l| l.contains(&needle))
+            .filter(|l| l.contains(&needle) && l.contains(&ns))
             .filter_map(|l| {
                 let topic_at = l.find(" /")?;
                 let rest = &l[topic_at + 1..];
