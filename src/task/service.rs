@@ -431,6 +431,19 @@ impl TaskService {
         let (runtime, execs) = {
             let inner = self.lock();
             let c = inner.get(&req.id)?;
+            // An init that has exited, not yet deleted: its pid. containerd
+            // 1.7+ takes a shim whose Pids is empty when it reloads its
+            // shims (after a restart) for one whose task was never created,
+            // and deletes it: a task that ended while containerd was away
+            // would vanish with its exit status (it does under
+            // containerd-shim-runc-v2). With the pid it shows as STOPPED.
+            if c.init.exit.is_some() && c.execs.values().all(|p| p.exit.is_some()) {
+                let mut p = ProcessInfo::new();
+                p.pid = c.init.pid;
+                let mut r = PidsResponse::new();
+                r.processes = vec![p];
+                return Ok(r);
+            }
             // runsc's ps lists pids inside the sandbox.
             let sandboxed = c.runtime.backend == crate::runtime::Backend::Runsc;
             let execs: HashMap<u32, String> = c
