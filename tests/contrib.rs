@@ -148,3 +148,85 @@ fn runtime_classes_use_the_registered_handlers() {
         registered.keys().map(String::as_str).collect::<Vec<_>>()
     );
 }
+
+/// Programs the test command runs on the host (the suites, the harness and
+/// the contrib scripts they call), outside the Rust toolchain.
+const HOST_PROGRAMS: [&str; 17] = [
+    "containerd",
+    "ctr",
+    "runc",
+    "crun",
+    "runsc",
+    "busybox",
+    "ip",
+    "script",
+    "bash",
+    "cp",
+    "tar",
+    "file",
+    "sha256sum",
+    "protoc",
+    "mount",
+    "umount",
+    "apt-get",
+];
+
+/// The package that holds `program`, by the paths Debian packages use.
+fn package_of(program: &str) -> Option<String> {
+    ["/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"]
+        .iter()
+        .find_map(|dir| {
+            let out = std::process::Command::new("dpkg")
+                .args(["-S", &format!("{dir}{program}")])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let pkg = text.lines().next()?.split(':').next()?.trim().to_string();
+            (out.status.success() && !pkg.is_empty()).then_some(pkg)
+        })
+}
+
+/// A fresh Debian 12 machine gets what the tests run from
+/// contrib/setup-host.sh: every host program is in a package that script
+/// installs or in one every Debian system has (Essential, or Priority
+/// required). (The VM lane's scripts install debootstrap and qemu
+/// themselves; the guest's packages are vm-image.sh's list.)
+#[test]
+fn setup_host_installs_what_the_tests_run() {
+    if !std::path::Path::new("/var/lib/dpkg/status").exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "not a Debian host: cannot check the package list under CI"
+        );
+        eprintln!("SKIP: not a Debian host (no dpkg database)");
+        return;
+    }
+    let script = contrib("setup-host.sh");
+    let start = script
+        .find("pkgs=(")
+        .expect("setup-host.sh has a pkgs=(...) list")
+        + 6;
+    let end = start + script[start..].find(')').expect("pkgs list closes");
+    let installed: Vec<&str> = script[start..end].split_whitespace().collect();
+    let mut missing = Vec::new();
+    for program in HOST_PROGRAMS {
+        let Some(pkg) = package_of(program) else {
+            missing.push(format!("{program}: no installed package holds it"));
+            continue;
+        };
+        if installed.contains(&pkg.as_str()) {
+            continue;
+        }
+        let out = std::process::Command::new("dpkg-query")
+            .args(["-W", "-f=${Essential} ${Priority}", &pkg])
+            .output()
+            .expect("dpkg-query");
+        let fields = String::from_utf8_lossy(&out.stdout).to_string();
+        if !(fields.starts_with("yes ") || fields.ends_with(" required")) {
+            missing.push(format!(
+                "{program} (package {pkg}, {fields}): not installed by setup-host.sh"
+            ));
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
