@@ -12,10 +12,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{code, live_processes, text, Env, Kind};
+use common::{code, text, wait_for_file, Env, Kind};
 
 const NOTIFY_SOCKET: &str = "/run/nucleus-test-no-such-notify-socket";
 
@@ -67,17 +66,6 @@ fn container_signals(backend: &str, who: &str, status: &str) {
     assert_clean_signals(who, &state);
 }
 
-fn wait_for_file(path: &Path, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let got = std::fs::read_to_string(path).unwrap_or_default();
-        if got.contains(want) || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn starts_clean(backend: &str, test: &str) {
     let Some(env) = Env::start_with_env(test, backend, Kind::Plain, &SYSTEMD_ENV) else {
         return;
@@ -92,14 +80,7 @@ fn starts_clean(backend: &str, test: &str) {
     env.wait_status("sleeper", "RUNNING");
 
     // The shim server's own environment.
-    let shims: Vec<u32> = live_processes()
-        .into_iter()
-        .filter(|(_, cmd)| {
-            cmd.contains(&format!("-namespace {} ", env.namespace))
-                && cmd.contains(&format!("-address {} ", env.address))
-        })
-        .map(|(pid, _)| pid)
-        .collect();
+    let shims = env.shim_pids();
     assert!(!shims.is_empty(), "no shim server found");
     for pid in shims {
         let environ = text(&std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default());

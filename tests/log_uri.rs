@@ -5,20 +5,7 @@
 #[macro_use]
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::{code, text, Env};
-
-fn wait_for(path: &std::path::Path, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = std::fs::read_to_string(path).unwrap_or_default();
-        if got.contains(want) || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use common::{code, text, wait_for_file, Env};
 
 fn file_and_binary_log_uris(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
@@ -33,7 +20,7 @@ fn file_and_binary_log_uris(backend: &str, test: &str) {
         &["/bin/sh", "-c", "echo to-stdout; echo to-stderr >&2"],
     );
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
-    let got = wait_for(&log, "to-stderr");
+    let got = wait_for_file(&log, "to-stderr");
     assert!(
         got.contains("to-stdout\n") && got.contains("to-stderr\n"),
         "{got:?}"
@@ -61,11 +48,11 @@ fn file_and_binary_log_uris(backend: &str, test: &str) {
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     let ext = |e: &str| prefix.with_extension(e);
     assert_eq!(
-        wait_for(&ext("meta"), "tobin"),
+        wait_for_file(&ext("meta"), "tobin"),
         format!("{}/tobin tag web\n", env.namespace)
     );
-    assert_eq!(wait_for(&ext("out"), "bin-stdout"), "bin-stdout\n");
-    assert_eq!(wait_for(&ext("err"), "bin-stderr"), "bin-stderr\n");
+    assert_eq!(wait_for_file(&ext("out"), "bin-stdout"), "bin-stdout\n");
+    assert_eq!(wait_for_file(&ext("err"), "bin-stderr"), "bin-stderr\n");
     env.assert_clean(backend, &["tofile", "tobin"]);
 }
 

@@ -929,16 +929,21 @@ impl Env {
         Path::new("/run/containerd/s").join(hex)
     }
 
-    /// Zombie children of this test's shims (exits the shim failed to reap).
-    pub fn shim_zombies(&self) -> Vec<String> {
-        let shims: Vec<u32> = live_processes()
+    /// Pids of this test's shim processes (its containerd, its namespace).
+    pub fn shim_pids(&self) -> Vec<u32> {
+        live_processes()
             .into_iter()
             .filter(|(_, cmd)| {
-                cmd.contains(&format!("-address {}", self.address))
-                    && cmd.contains(&format!("-namespace {}", self.namespace))
+                cmd.contains(&format!("-address {} ", self.address))
+                    && cmd.contains(&format!("-namespace {} ", self.namespace))
             })
             .map(|(pid, _)| pid)
-            .collect();
+            .collect()
+    }
+
+    /// Zombie children of this test's shims (exits the shim failed to reap).
+    pub fn shim_zombies(&self) -> Vec<String> {
+        let shims = self.shim_pids();
         let mut out = Vec::new();
         for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
@@ -1056,6 +1061,19 @@ impl Env {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+/// The contents of `path` once they contain `want`, or whatever is there
+/// after 15 s.
+pub fn wait_for_file(path: &Path, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = std::fs::read_to_string(path).unwrap_or_default();
+        if got.contains(want) || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
