@@ -149,6 +149,25 @@ impl Backend {
         changed
     }
 
+    /// Entries this backend keeps in its `--root` beside the containers'
+    /// state dirs, for itself: they outlive every container, so a root that
+    /// holds nothing else has no container left and may go.
+    /// - crun 1.21 (Debian 13) and 1.28 (sid), not 1.8.1 (Debian 12):
+    ///   `.cache/seccomp/<checksum>`, compiled seccomp filters (hard links
+    ///   of a container's `seccomp.bpf`), made for any spec with
+    ///   `linux.seccomp` (e.g. the strict policy's).
+    /// - crun 1.28, not 1.21 or 1.8.1: `.empty-directory`, an empty
+    ///   read-only dir made at the first create (its bind source for
+    ///   masking directories).
+    ///
+    /// runc and runsc leave nothing of their own there.
+    pub fn root_leftovers(self) -> &'static [&'static str] {
+        match self {
+            Backend::Crun => &[".cache", ".empty-directory"],
+            Backend::Runc | Backend::Runsc => &[],
+        }
+    }
+
     /// Whether terminal processes run under the shim's relay (runsc).
     ///
     /// gVisor gives the container the console pty as an imported host fd

@@ -442,8 +442,9 @@ impl Runtime {
     }
 
     /// `delete --force ID`, then the per-namespace state dir goes once its
-    /// last container is gone. Nothing is run when that dir does not exist:
-    /// there is nothing to delete, and the runtime would create it again.
+    /// last container is gone (`remove_unused_root`). Nothing is run
+    /// when that dir does not exist: there is nothing to delete, and the
+    /// runtime would create it again.
     pub fn remove(&self, runner: &dyn CommandRunner, id: &str) -> Result<(), RuntimeError> {
         if !self.root.exists() {
             return Ok(());
@@ -453,7 +454,7 @@ impl Runtime {
             other => other,
         };
         if self.root.starts_with("/run/nucleus") {
-            let _ = std::fs::remove_dir(&self.root);
+            remove_unused_root(self.backend, &self.root);
         }
         result
     }
@@ -476,6 +477,40 @@ impl Runtime {
             not_found: false,
         })
     }
+}
+
+/// Removes a runtime root that holds no container any more: one with
+/// nothing but the backend's own leftovers ([`Backend::root_leftovers`],
+/// which go first). A root with anything else in it stays as it is. Another
+/// shim of the namespace may be creating a container there at the same time:
+/// the runtime makes that container's state dir first, and a root that
+/// shows one stays.
+fn remove_unused_root(backend: Backend, root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let mut leftovers = Vec::new();
+    for e in entries {
+        let Ok(e) = e else {
+            return;
+        };
+        let name = e.file_name();
+        if !backend.root_leftovers().iter().any(|l| name == *l) {
+            return;
+        }
+        leftovers.push(e.path());
+    }
+    for path in leftovers {
+        let removed = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path),
+            Ok(_) => std::fs::remove_file(&path),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = removed {
+            log::debug!("runtime root {}: {}: {e}", root.display(), path.display());
+        }
+    }
+    let _ = std::fs::remove_dir(root);
 }
 
 /// runc and crun print `[pid, ...]`; runsc prints `[{"PID": n, ...}, ...]`.
@@ -538,6 +573,42 @@ mod tests {
         let e = rt.start(&DirectRunner, "c1", None).unwrap_err();
         assert!(!e.message.contains("old failure"), "{e}");
         assert!(e.to_string().starts_with("runc start c1: "), "{e}");
+    }
+
+    #[test]
+    fn a_root_with_only_runtime_leftovers_goes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // What crun 1.28 leaves once its last container is deleted.
+        let crun_root = |name: &str| {
+            let root = dir.path().join(name);
+            std::fs::create_dir_all(root.join(".cache/seccomp")).unwrap();
+            std::fs::write(root.join(".cache/seccomp/0a1b"), b"bpf").unwrap();
+            let empty = root.join(".empty-directory");
+            std::fs::create_dir(&empty).unwrap();
+            std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o555)).unwrap();
+            root
+        };
+        let root = crun_root("idle");
+        remove_unused_root(Backend::Crun, &root);
+        assert!(!root.exists(), "crun's own leftovers keep its root");
+        // A container still there: everything stays.
+        let root = crun_root("busy");
+        std::fs::create_dir(root.join("c1")).unwrap();
+        remove_unused_root(Backend::Crun, &root);
+        assert!(root.join("c1").is_dir() && root.join(".cache/seccomp/0a1b").is_file());
+        // Not runc's: a `.cache` in a runc root is someone else's.
+        let root = crun_root("runc");
+        remove_unused_root(Backend::Runc, &root);
+        assert!(root.join(".cache").is_dir());
+        // An empty root goes on every backend; a missing one is no error.
+        for b in Backend::ALL {
+            let root = dir.path().join(format!("empty-{}", b.name()));
+            std::fs::create_dir(&root).unwrap();
+            remove_unused_root(b, &root);
+            assert!(!root.exists());
+            remove_unused_root(b, &root);
+        }
     }
 
     #[test]
