@@ -6,8 +6,9 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh: run as root" >&2; exit 1; }
 
 # protobuf-compiler: protoc, which the CRI test client (k8s-cri) needs at build time.
+# patchelf: contrib/runtimes.sh points newer Debian runtimes at their own libc.
 pkgs=(containerd runc crun runsc busybox-static containernetworking-plugins iproute2 file tar coreutils
-  protobuf-compiler util-linux procps)
+  protobuf-compiler util-linux procps patchelf)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

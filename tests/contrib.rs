@@ -151,7 +151,7 @@ fn runtime_classes_use_the_registered_handlers() {
 
 /// Programs the test command runs on the host (the suites, the harness and
 /// the contrib scripts they call), outside the Rust toolchain.
-const HOST_PROGRAMS: [&str; 17] = [
+const HOST_PROGRAMS: [&str; 20] = [
     "containerd",
     "ctr",
     "runc",
@@ -169,6 +169,9 @@ const HOST_PROGRAMS: [&str; 17] = [
     "mount",
     "umount",
     "apt-get",
+    "patchelf",
+    "flock",
+    "dpkg-deb",
 ];
 
 /// The package that holds `program`, by the paths Debian packages use.

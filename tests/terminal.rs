@@ -1,5 +1,5 @@
 //! End-to-end terminals on runsc (Debian 12's 20221219 and, when unpacked by
-//! contrib/runsc-trixie.sh, Debian 13's 20240729), crun and runc: `ctr run -t`
+//! contrib/runtimes.sh, Debian 13's 20240729), crun and runc: `ctr run -t`
 //! and `ctr task exec -t` under a pty made by `script`. The process gets a
 //! real terminal on every runtime: `tty` names a /dev/pts device (on runsc a
 //! pty of the sandbox's own, through the shim's relay), `stty size` answers
@@ -15,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 
 use common::{code, image_dir, text, Env, RUNTIME};
 
-/// Debian 13's runsc, unpacked by contrib/runsc-trixie.sh.
+/// Debian 13's runsc, unpacked by contrib/runtimes.sh.
 const RUNSC_20240729: &str = "/opt/nucleus-test/runtimes/trixie/usr/bin/runsc";
 
 /// Prints the terminal's name, its size at once, then its size once ctr's
@@ -201,7 +201,7 @@ fn runsc_20240729_run_and_exec_with_a_terminal() {
     if !script_available()
         || !common::prerequisite(
             Path::new(RUNSC_20240729).is_file(),
-            &format!("{RUNSC_20240729} (run contrib/runsc-trixie.sh)"),
+            &format!("{RUNSC_20240729} (run contrib/runtimes.sh)"),
         )
     {
         return;
