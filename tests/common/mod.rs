@@ -1040,10 +1040,22 @@ impl Env {
                 left.push(format!("mount {m}"));
             }
             if self.own_runtime_roots {
-                // A configured root is the user's: it stays, empty.
+                // A configured root is the user's: it stays, with no
+                // container's state in it. What the runtime keeps there for
+                // itself stays too: crun 1.21 and 1.28 (not 1.8.1) its
+                // compiled seccomp filters in `.cache`, crun 1.28 (not 1.21)
+                // `.empty-directory` (the shim clears them only from its
+                // default roots, with the root).
+                let runtimes_own: &[&str] = if backend == "crun" {
+                    &[".cache", ".empty-directory"]
+                } else {
+                    &[]
+                };
                 if let Ok(entries) = std::fs::read_dir(&runtime_root) {
                     for e in entries.flatten() {
-                        left.push(format!("runtime state {}", e.path().display()));
+                        if !runtimes_own.iter().any(|o| e.file_name() == *o) {
+                            left.push(format!("runtime state {}", e.path().display()));
+                        }
                     }
                 }
             } else if Path::new(&runtime_root).exists() {
