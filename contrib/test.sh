@@ -19,8 +19,8 @@ export NUCLEUS_SHIM_BIN=$PWD/target/release/containerd-shim-nucleus-v1
 cargo test --locked -- --test-threads="${TEST_THREADS:-2}"
 # Current runtimes: the lifecycle, exec and hardening suites again on Debian
 # 13's and on sid's runc, crun and runsc, unpacked by contrib/runtimes.sh and
-# named to the harness by NUCLEUS_RUNC/NUCLEUS_CRUN/NUCLEUS_RUNSC (about 25 s
-# each on 2 cores). Not sid's runsc: that build (gVisor 20240729 built with
+# named to the harness by NUCLEUS_RUNC/NUCLEUS_CRUN/NUCLEUS_RUNSC (on 2 cores
+# about 35 s for Debian 13's set, 25 s for sid's). Not sid's runsc: that build (gVisor 20240729 built with
 # Go 1.26) panics in its sentry on a wrong goroutine id; Debian 13's build of
 # the same gVisor does not. runc_v2_leaves_them_open runs
 # containerd-shim-runc-v2 on the host's runc whatever the set.
