@@ -4,6 +4,7 @@
 //! per controller) and the unified v2 hierarchy.
 
 pub mod oom;
+pub mod parents;
 pub mod stats;
 
 use std::path::{Path, PathBuf};

@@ -168,6 +168,24 @@ impl Backend {
         }
     }
 
+    /// Whether the runtime removes, with a container, every cgroup directory
+    /// its create made, the container's parents included (runsc, from
+    /// release-20211129.0 on, on cgroup v2): the shim then makes a missing
+    /// parent itself before `create` ([`crate::cgroup::parents`]).
+    ///
+    /// runsc/cgroup/cgroup_v2.go `createCgroupPaths` (Install) appends each
+    /// path component it mkdirs to `cgroupV2.Own`, and `Uninstall` rmdirs
+    /// them all, retrying EBUSY for 5 s. containerd's cgroupsPath is
+    /// `/<namespace>/<id>`: the first container of a namespace took
+    /// /sys/fs/cgroup/<namespace> for its own and its delete failed while
+    /// another container was still in it ("removing cgroup path ...:
+    /// context deadline exceeded"). On cgroup v1 (`cgroupV1.Install`,
+    /// cgroup.go) `Own` is per controller and only the container's own
+    /// directory is removed. runc and crun remove only the container's.
+    pub fn removes_created_cgroup_parents(self) -> bool {
+        self == Backend::Runsc
+    }
+
     /// Whether terminal processes run under the shim's relay (runsc).
     ///
     /// gVisor gives the container the console pty as an imported host fd
@@ -478,6 +496,13 @@ mod tests {
         assert_eq!(Backend::console_size(&p), DEFAULT_CONSOLE_SIZE);
         Backend::Runc.terminal_process(&mut p, false);
         assert_eq!(p["consoleSize"], json!({"height": 24, "width": 80}));
+    }
+
+    #[test]
+    fn only_runsc_gets_its_cgroup_parents_made() {
+        for b in Backend::ALL {
+            assert_eq!(b.removes_created_cgroup_parents(), b == Backend::Runsc);
+        }
     }
 
     #[test]

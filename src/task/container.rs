@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::error::TaskError;
 use super::process::Process;
 use crate::cgroup::oom::OomWatch;
-use crate::cgroup::Cgroup;
+use crate::cgroup::{self, Cgroup};
 use crate::config::{self, Config};
 use crate::harden;
 use crate::io::{self, StdioPaths};
@@ -251,6 +251,17 @@ pub fn create(
     } else {
         (create_io, None)
     };
+    if runtime.backend.removes_created_cgroup_parents() && !runtime.systemd_cgroup {
+        // A parent the runtime made would go with this container, even
+        // while other containers are in it.
+        match cgroup::parents::create_parents(&spec) {
+            Ok(made) if !made.is_empty() => {
+                log::info!("container {}: cgroup parents made: {made:?}", req.id)
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("container {}: {e}", req.id),
+        }
+    }
     let pid_file = bundle.join("init.pid");
     let _ = std::fs::remove_file(&pid_file);
     if let Err(e) = runtime.create(runner, &req.id, &bundle, &pid_file, create_io) {
