@@ -93,10 +93,14 @@ report() {
   echo "$line ($tree)"
 }
 
+# One scratch dir for the whole run (apt lists and downloads, ~30 MB a
+# suite), a subdir per suite, removed however the script ends.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
 for suite in "${suites[@]}"; do
   final=$root/$suite
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
+  tmp=$scratch/$suite
+  mkdir -p "$tmp"
   mkdir -p "$tmp/sources" "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/debs"
   cat > "$tmp/sources/$suite.sources" <<SRC
 Types: deb
@@ -160,5 +164,4 @@ SRC
   fi
   report "$final"
   rm -rf "$tmp"
-  trap - EXIT
 done

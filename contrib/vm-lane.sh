@@ -49,7 +49,7 @@ rustc --edition 2021 -O -C target-feature=+crt-static -o "$lane/nucleus-probe" t
   printf 'LANE_CI=%q\n' "${CI:-}"
   printf 'LANE_SUITES=%q\n' "${NUCLEUS_LANE_SUITES:-}"
   for s in "${suites[@]}"; do
-    exe=$(grep -o "\"executable\":\"[^\"]*/deps/$s-[0-9a-f]*\"" "$lane/build.json" | tail -1 | cut -d'"' -f4)
+    exe=$(grep -o "\"executable\":\"[^\"]*/deps/$s-[0-9a-f]*\"" "$lane/build.json" | tail -1 | cut -d'"' -f4 || true)
     [ -x "$exe" ] || { echo "vm-lane.sh: no test binary for $s" >&2; exit 1; }
     printf 'LANE_BIN_%s=%q\n' "$s" "$exe"
   done

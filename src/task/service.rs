@@ -437,7 +437,8 @@ impl TaskService {
             // and deletes it: a task that ended while containerd was away
             // would vanish with its exit status (it does under
             // containerd-shim-runc-v2). With the pid it shows as STOPPED.
-            if c.init.exit.is_some() && c.execs.values().all(|p| p.exit.is_some()) {
+            // (An exec created but never started has no process: pid 0.)
+            if c.init.exit.is_some() && c.execs.values().all(|p| p.exit.is_some() || p.pid == 0) {
                 let mut p = ProcessInfo::new();
                 p.pid = c.init.pid;
                 let mut r = PidsResponse::new();
