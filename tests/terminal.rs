@@ -334,6 +334,75 @@ fn runsc_host_terminal_has_no_name() {
     }
 }
 
+/// Debian mounts /run `noexec` (initramfs-tools mounts its own
+/// `nodev,noexec,nosuid` tmpfs there and moves it into the system), and the
+/// relay is installed under /run/nucleus. gVisor maps a program's text from
+/// the host file itself (`*gofer.dentryPlatformFile`), and the host refuses
+/// PROT_EXEC on a noexec mount: the relay died at its first instruction
+/// ("Unhandled user fault ... mmap ... operation not permitted"), every
+/// terminal process exited 139 (SIGSEGV) with no output, on 20221219 and
+/// 20240729 alike. Here /run/nucleus is a noexec tmpfs, in a mount
+/// namespace of the test's own: terminals work on both runsc versions.
+#[test]
+fn runsc_relay_under_a_noexec_run() {
+    if !script_available() {
+        return;
+    }
+    in_own_mount_namespace(|| {
+        std::fs::create_dir_all("/run/nucleus").expect("creating /run/nucleus");
+        let flags = nix::mount::MsFlags::MS_NOEXEC
+            | nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV;
+        nix::mount::mount(
+            Some("tmpfs"),
+            "/run/nucleus",
+            Some("tmpfs"),
+            flags,
+            Some("mode=0755"),
+        )
+        .expect("a noexec tmpfs on /run/nucleus");
+        let Some(env) = Env::start("runsc-noexec-run", "runsc") else {
+            return;
+        };
+        let mut runscs = vec![String::from("runsc")];
+        if Path::new(RUNSC_20240729).is_file() {
+            runscs.push(RUNSC_20240729.into());
+        }
+        for (i, runsc) in runscs.iter().enumerate() {
+            let config = env.write_config(
+                &format!("noexec-{i}.toml"),
+                &format!("[runtime]\nname = \"runsc\"\npath = \"{runsc}\"\n"),
+            );
+            terminal_scenario(&env, "runsc", &config);
+        }
+    });
+}
+
+/// Runs `f` on a thread of its own in a mount namespace of its own, with
+/// every mount private (nothing `f` mounts reaches the host); containerd and
+/// all it starts from `f` inherit the namespace.
+fn in_own_mount_namespace(f: impl FnOnce() + Send + 'static) {
+    let ran = std::thread::spawn(move || {
+        // SAFETY: unshare takes a flag; CLONE_NEWNS also gives this thread
+        // a filesystem context of its own (CLONE_FS), the process keeps its.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNS) };
+        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .expect("making every mount private");
+        f()
+    })
+    .join();
+    if let Err(panic) = ran {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// The relay itself on a host pty: the program gets a new pty (not the
 /// given one) of the given terminal's size, and its exit code.
 #[test]

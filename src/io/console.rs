@@ -68,14 +68,17 @@ fn install_relay(dir: &Path, relay: &Relay) -> Result<PathBuf, String> {
     }
     let name = format!("nucleus-tty-{}", &relay.sha256[..16]);
     let path = dir.join(&name);
-    if relay_installed(&path, relay) {
-        return Ok(path);
-    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
         .create(dir)
         .map_err(|e| format!("terminal relay dir {}: {e}", dir.display()))?;
+    // One shim at a time: two must not both mount over a noexec dir.
+    let _lock = lock_beside(dir)?;
+    allow_exec(dir)?;
+    if relay_installed(&path, relay) {
+        return Ok(path);
+    }
     let tmp = dir.join(format!(".{name}.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let written = std::fs::OpenOptions::new()
@@ -97,6 +100,72 @@ fn install_relay(dir: &Path, relay: &Relay) -> Result<PathBuf, String> {
         ));
     }
     Ok(path)
+}
+
+/// An exclusive lock on the file `DIR.lock` beside `dir`, held until the
+/// returned value is dropped.
+fn lock_beside(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| format!("terminal relay lock {}: {e}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("terminal relay lock {}: {e}", path.display()))
+}
+
+/// Makes sure a program in `dir` can be executed in a runsc sandbox.
+///
+/// gVisor maps a program's text from the host file itself (runsc 20240729's
+/// directfs and 20221219's gofer alike), so the host's mount flags apply: on
+/// a `noexec` mount the host refuses the PROT_EXEC mapping and the relay
+/// dies with SIGSEGV before its first instruction (exit 139, no output).
+/// Debian mounts /run that way (initramfs-tools' `nodev,noexec,nosuid`
+/// tmpfs, moved into the system). There `dir` gets a small tmpfs of its own
+/// (nosuid, nodev, but exec). Mount flags belong to the mount, so this
+/// holds however /run is mounted.
+fn allow_exec(dir: &Path) -> Result<(), String> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let noexec = || {
+        statvfs(dir)
+            .map(|s| s.flags().contains(FsFlags::ST_NOEXEC))
+            .map_err(|e| format!("terminal relay dir {}: {e}", dir.display()))
+    };
+    if !noexec()? {
+        return Ok(());
+    }
+    mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755,size=16m"),
+    )
+    .map_err(|e| {
+        format!(
+            "terminal relay dir {} is on a noexec mount, where runsc cannot run \
+             programs, and a tmpfs could not be mounted there: {e}",
+            dir.display()
+        )
+    })?;
+    if noexec()? {
+        return Err(format!(
+            "terminal relay dir {}: still noexec after mounting a tmpfs there",
+            dir.display()
+        ));
+    }
+    log::info!(
+        "terminal relay dir {} was on a noexec mount (runsc could not run the relay \
+         from there): mounted a tmpfs of its own on it",
+        dir.display()
+    );
+    Ok(())
 }
 
 fn relay_installed(path: &Path, relay: &Relay) -> bool {
@@ -468,7 +537,9 @@ mod tests {
         use sha2::{Digest, Sha256};
         use std::fmt::Write as _;
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        // Its lock file goes beside it, in the temporary dir too.
+        let dir = tmp.path().join("tty");
         let bytes = b"\x7fELF relay";
         let mut sha256 = String::new();
         for b in Sha256::digest(bytes) {
@@ -478,7 +549,8 @@ mod tests {
             bytes,
             sha256: &sha256,
         };
-        let path = install_relay(dir.path(), &relay).unwrap();
+        let path = install_relay(&dir, &relay).unwrap();
+        assert!(tmp.path().join("tty.lock").is_file());
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o7777, 0o555);
@@ -486,20 +558,20 @@ mod tests {
             path.file_name().unwrap().to_string_lossy(),
             format!("nucleus-tty-{}", &sha256[..16])
         );
-        assert_eq!(install_relay(dir.path(), &relay).unwrap(), path, "reused");
+        assert_eq!(install_relay(&dir, &relay).unwrap(), path, "reused");
         // A file that is not the relay (or writable by others) is replaced.
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, b"something \x7fELF").unwrap();
         assert!(!relay_installed(&path, &relay), "same size, other bytes");
-        assert_eq!(install_relay(dir.path(), &relay).unwrap(), path);
+        assert_eq!(install_relay(&dir, &relay).unwrap(), path);
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(!relay_installed(&path, &relay));
-        assert_eq!(install_relay(dir.path(), &relay).unwrap(), path);
+        assert_eq!(install_relay(&dir, &relay).unwrap(), path);
         assert!(relay_installed(&path, &relay));
         // A symlink there is not followed.
         std::fs::remove_file(&path).unwrap();
-        let elsewhere = dir.path().join("elsewhere");
+        let elsewhere = dir.join("elsewhere");
         std::fs::write(&elsewhere, bytes).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
         assert!(!relay_installed(&path, &relay));
@@ -507,7 +579,7 @@ mod tests {
             bytes: b"",
             sha256: "",
         };
-        assert!(install_relay(dir.path(), &empty).is_err());
+        assert!(install_relay(&dir, &empty).is_err());
     }
 
     #[test]
