@@ -433,7 +433,7 @@ fn v2_metrics(env: &Env, id: &str) {
 }
 
 /// A memory hog under a 32 MiB limit ends with 137, and /tasks/oom comes
-/// before its /tasks/exit.
+/// after its /tasks/start and before its /tasks/exit.
 fn oom_kill_is_reported(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
@@ -454,9 +454,9 @@ fn oom_kill_is_reported(backend: &str, test: &str) {
         .collect("hog")
         .into_iter()
         .map(|(t, _)| t)
-        .filter(|t| t == "/tasks/oom" || t == "/tasks/exit")
+        .filter(|t| t == "/tasks/start" || t == "/tasks/oom" || t == "/tasks/exit")
         .collect();
-    assert_eq!(topics, ["/tasks/oom", "/tasks/exit"]);
+    assert_eq!(topics, ["/tasks/start", "/tasks/oom", "/tasks/exit"]);
     env.assert_clean(backend, &["hog"]);
 }
 
