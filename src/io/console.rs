@@ -78,11 +78,17 @@ const RELAY_DIR: &str = "/run/nucleus/tty";
 /// shim process). An existing file is used only if it is a regular file of
 /// this user, not writable by others, with exactly the relay's bytes.
 pub fn relay_binary() -> Result<PathBuf, IoError> {
-    static INSTALLED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    INSTALLED
-        .get_or_init(|| install_relay(Path::new(RELAY_DIR), &RELAY))
-        .clone()
-        .map_err(IoError)
+    // Only a success is kept, and only while the file is still there: a
+    // failure (a full /run at the first Create) is tried again by the next
+    // Create, and a copy removed under a running shim is installed again.
+    static INSTALLED: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(path) = installed.as_ref().filter(|p| p.is_file()) {
+        return Ok(path.clone());
+    }
+    let path = install_relay(Path::new(RELAY_DIR), &RELAY).map_err(IoError)?;
+    *installed = Some(path.clone());
+    Ok(path)
 }
 
 fn install_relay(dir: &Path, relay: &Relay) -> Result<PathBuf, String> {
