@@ -233,7 +233,18 @@ impl Runtime {
         let bundle_s = bundle.to_string_lossy();
         let pid_s = pid_file.to_string_lossy();
         let args = ["create", "--bundle", &bundle_s, "--pid-file", &pid_s];
+        // A shim of the same namespace removing the root must wait.
+        let _root_in_use = self
+            .owns_root()
+            .then(|| lock_root(&self.root, false))
+            .flatten();
         self.with_io(runner, "create", id, &args, io, bundle)
+    }
+
+    /// The root is the shim's default per-namespace dir (removed with its
+    /// last container), not one the operator configured.
+    fn owns_root(&self) -> bool {
+        self.root.starts_with("/run/nucleus")
     }
 
     /// Runs `ARGS [--console-socket S] ID` with `io` as the runtime's stdio,
@@ -453,7 +464,10 @@ impl Runtime {
             Err(e) if e.not_found => Ok(()),
             other => other,
         };
-        if self.root.starts_with("/run/nucleus") {
+        if self.owns_root() {
+            // Not while another shim's runtime creates a container there:
+            // the runtime makes the root before the container's own dir.
+            let _roots = lock_root(&self.root, true);
             remove_unused_root(self.backend, &self.root);
         }
         result
@@ -476,6 +490,47 @@ impl Runtime {
             message,
             not_found: false,
         })
+    }
+}
+
+/// Locks the directory that holds the per-namespace roots
+/// (`/run/nucleus/<runtime>`): shared while a runtime creates a container in
+/// one of them, exclusive to remove one, so no root goes between the
+/// runtime's mkdir of it and of the container's own dir. A create holds it
+/// for one runtime call, so a removal waits at most that long. None: the
+/// directory could not be locked (the caller goes on unlocked).
+fn lock_root(root: &Path, exclusive: bool) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let parent = root.parent()?;
+    let dir = std::fs::create_dir_all(parent).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(parent)
+    });
+    let dir = match dir {
+        Ok(d) => d,
+        Err(e) => {
+            log::debug!("runtime roots {}: {e}", parent.display());
+            return None;
+        }
+    };
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
+    loop {
+        // SAFETY: flock on a file descriptor this function owns.
+        if unsafe { libc::flock(dir.as_raw_fd(), op) } == 0 {
+            return Some(dir);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            log::debug!("runtime roots {}: flock: {e}", parent.display());
+            return None;
+        }
     }
 }
 
@@ -573,6 +628,29 @@ mod tests {
         let e = rt.start(&DirectRunner, "c1", None).unwrap_err();
         assert!(!e.message.contains("old failure"), "{e}");
         assert!(e.to_string().starts_with("runc start c1: "), "{e}");
+    }
+
+    #[test]
+    fn a_root_being_created_in_is_not_removed() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("crun").join("ns");
+        let creating = lock_root(&root, false).expect("shared lock");
+        // A second creator shares it; a remover waits for both.
+        let second = lock_root(&root, false).expect("second shared lock");
+        let removed = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _l = lock_root(&root, true).expect("exclusive lock");
+                removed.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert!(!removed.load(Ordering::SeqCst), "removal did not wait");
+            drop((creating, second));
+        });
+        assert!(removed.load(Ordering::SeqCst));
+        // Nothing but the roots' own directory was made.
+        assert_eq!(std::fs::read_dir(d.path().join("crun")).unwrap().count(), 0);
     }
 
     #[test]
