@@ -73,6 +73,15 @@ pub fn run(flags: &Flags) -> Result<(), ServerError> {
     mask.add(Signal::SIGCHLD);
     mask.thread_block()
         .map_err(|e| ServerError(format!("blocking SIGCHLD: {e}")))?;
+    // The daemon's stderr is /dev/null: a panic anywhere goes to the shim
+    // log (containerd's), or a dying shim would leave no trace.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        log::error!(
+            "panic in thread {}: {info}",
+            thread.name().unwrap_or("unnamed")
+        );
+    }));
     // SAFETY: setting SIGPIPE to ignored is process-wide and has no other effect.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // Fewer malloc arenas: the shim's memory per container is what counts.
