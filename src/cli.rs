@@ -187,6 +187,14 @@ where
         if f.id.is_empty() {
             return Err(CliError("shim id cannot be empty (-id)".into()));
         }
+        // The namespace names directories (runtime roots): as containerd's
+        // own identifier rule, no separators or dot-only names.
+        if f.namespace.contains('/') || f.namespace.trim_matches('.').is_empty() {
+            return Err(CliError(format!(
+                "shim namespace {:?} is not a valid name (-namespace)",
+                f.namespace
+            )));
+        }
     }
     Ok(f)
 }
@@ -281,6 +289,15 @@ mod tests {
             .unwrap_err()
             .0
             .contains("invalid boolean"));
+    }
+
+    #[test]
+    fn namespace_cannot_name_a_path() {
+        for ns in ["..", ".", "a/b", "/x"] {
+            let e = parse(["-namespace", ns, "-id", "i", "start"]).unwrap_err();
+            assert!(e.0.contains("not a valid name"), "{ns}: {}", e.0);
+        }
+        assert!(parse(["-namespace", "k8s.io", "-id", "i", "start"]).is_ok());
     }
 
     #[test]

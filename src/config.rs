@@ -235,7 +235,10 @@ pub fn resolve(
     };
     let root = match (&r.root, runc_root) {
         (Some(root), _) => PathBuf::from(root),
-        (None, root) if !root.is_empty() => PathBuf::from(root),
+        // runc's Options.Root, as containerd-shim-runc-v2 reads it: the
+        // parent of one root per namespace (tools that reach the container
+        // with `runc --root <Root>/<namespace>` find it there).
+        (None, root) if !root.is_empty() => Path::new(root).join(namespace),
         _ => Path::new("/run/nucleus")
             .join(backend.name())
             .join(namespace),
@@ -422,7 +425,7 @@ mod tests {
         };
         let c = resolve(&runc_opts, "n", Path::new("/none"), Some(path)).unwrap();
         assert_eq!(c.backend, Backend::Crun);
-        assert_eq!(c.root, PathBuf::from("/custom"));
+        assert_eq!(c.root, PathBuf::from("/custom/n"));
     }
 
     #[test]

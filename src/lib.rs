@@ -26,6 +26,7 @@ pub mod bootstrap;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod digest;
 pub mod events;
 pub mod harden;
 pub mod io;

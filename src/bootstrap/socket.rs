@@ -6,8 +6,6 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 /// Where containerd expects shim sockets.
 pub const DEFAULT_SOCKET_DIR: &str = "/run/containerd/s";
 /// Longest path a unix socket address can hold.
@@ -47,9 +45,7 @@ fn join_clean(parts: &[&str]) -> String {
 /// The socket path for a shim: `<dir>/<sha256(address/namespace/id)>`.
 pub fn socket_path(dir: &str, containerd_address: &str, namespace: &str, id: &str) -> PathBuf {
     let key = join_clean(&[containerd_address, namespace, id]);
-    let digest = Sha256::digest(key.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Path::new(dir).join(hex)
+    Path::new(dir).join(crate::digest::sha256_hex(key.as_bytes()))
 }
 
 /// Whether a shim is already serving on `path`.
@@ -103,10 +99,7 @@ mod tests {
             "default",
             "c1",
         );
-        let expected: String = Sha256::digest(b"/run/containerd/containerd.sock/default/c1")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let expected = crate::digest::sha256_hex(b"/run/containerd/containerd.sock/default/c1");
         assert_eq!(p, Path::new("/run/containerd/s").join(expected));
         assert!(p.as_os_str().len() < MAX_SOCKET_PATH);
         assert_ne!(

@@ -202,9 +202,6 @@ fn allow_exec(dir: &Path) -> Result<(), String> {
 }
 
 fn relay_installed(path: &Path, relay: &Relay) -> bool {
-    use sha2::{Digest, Sha256};
-    use std::fmt::Write as _;
-    use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let Ok(mut f) = std::fs::OpenOptions::new()
         .read(true)
@@ -225,21 +222,7 @@ fn relay_installed(path: &Path, relay: &Relay) -> bool {
     {
         return false;
     }
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    let mut hex = String::with_capacity(64);
-    for b in hasher.finalize() {
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex == relay.sha256
+    crate::digest::sha256_hex_of(&mut f).is_ok_and(|hex| hex == relay.sha256)
 }
 
 /// Gives `master` `size` (columns, rows) if it has none yet (0x0).
@@ -567,17 +550,12 @@ mod tests {
 
     #[test]
     fn the_relay_is_installed_once_and_checked() {
-        use sha2::{Digest, Sha256};
-        use std::fmt::Write as _;
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         // Its lock file goes beside it, in the temporary dir too.
         let dir = tmp.path().join("tty");
         let bytes = b"\x7fELF relay";
-        let mut sha256 = String::new();
-        for b in Sha256::digest(bytes) {
-            write!(sha256, "{b:02x}").unwrap();
-        }
+        let sha256 = crate::digest::sha256_hex(bytes);
         let relay = Relay {
             bytes,
             sha256: &sha256,

@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The CRI annotation naming a container's pod sandbox.
+/// Longest `NS+ID+` runsc id used as it is (see [`Backend::runtime_id`]):
+/// CRI's 64-digit ids in `k8s.io` fit; two of them in runsc's lock file
+/// name and one in its abstract socket address stay within their limits.
+const MAX_READABLE_RUNSC_ID: usize = 80;
+
 pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
 
 /// The CRI annotation saying whether a container is a pod's sandbox or one
@@ -61,14 +66,27 @@ impl Backend {
         }
     }
 
-    /// Prefix for the id the runtime is given. runsc names its control
-    /// socket after the container id, host-wide (an abstract socket), so the
-    /// containerd namespace goes in front (`+` cannot occur in a namespace).
-    pub fn id_prefix(self, namespace: &str) -> String {
-        match self {
-            Backend::Runsc => format!("{namespace}+"),
-            _ => String::new(),
+    /// The id the runtime knows container `id` of `namespace` by. runc and
+    /// crun: the id itself (each namespace has its own root). runsc names
+    /// host-wide things after it (its control socket) and 20221219 finds a
+    /// container by prefix, so there it is `NS+ID+`: containerd's ids and
+    /// namespaces have no `+`, so no such id is a prefix of another. Where
+    /// that would be long (runsc's lock file `<sandbox>_sandbox:<id>.lock`
+    /// must fit a file name, its socket an abstract address) or the names
+    /// hold a `+`, it is `+` and 32 hex digits of SHA-256(NS, ID) and `+`:
+    /// fixed length, so no prefix of another either.
+    pub fn runtime_id(self, namespace: &str, id: &str) -> String {
+        if self != Backend::Runsc {
+            return id.to_string();
         }
+        let readable = format!("{namespace}+{id}+");
+        if readable.len() <= MAX_READABLE_RUNSC_ID && !namespace.contains('+') && !id.contains('+')
+        {
+            return readable;
+        }
+        let key = format!("{namespace}\0{id}");
+        let digest = crate::digest::sha256_hex(key.as_bytes());
+        format!("+{}+", &digest[..32])
     }
 
     /// A container that joins its pod's sandbox and has no host process of
@@ -114,16 +132,16 @@ impl Backend {
                 }
             }
         }
-        let prefix = self.id_prefix(namespace);
-        if prefix.is_empty() {
+        if self != Backend::Runsc {
             return changed;
         }
         let joins_sandbox = self.shares_sandbox_pid(spec);
         if let Some(annotations) = spec.get_mut("annotations").and_then(Value::as_object_mut) {
             if let Some(Value::String(id)) = annotations.get_mut(SANDBOX_ID_ANNOTATION) {
-                if !id.starts_with(&prefix) {
-                    *id = format!("{prefix}{id}");
-                    changed.push("sandbox id prefixed with the namespace");
+                // Runtime ids end with `+`, containerd's never do.
+                if !id.ends_with('+') {
+                    *id = self.runtime_id(namespace, id);
+                    changed.push("sandbox id given as runsc knows it");
                 }
             }
         }
@@ -336,13 +354,35 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn runsc_sandbox_ids_get_the_namespace_prefix() {
+    fn runsc_ids_are_never_a_prefix_of_another_and_stay_short() {
+        let rid = |ns: &str, id: &str| Backend::Runsc.runtime_id(ns, id);
+        assert_eq!(rid("default", "c1"), "default+c1+");
+        assert!(!rid("default", "c11").starts_with(&rid("default", "c1")));
+        assert_eq!(Backend::Runc.runtime_id("default", "c1"), "c1");
+        assert_eq!(Backend::Crun.runtime_id("default", "c1"), "c1");
+        let cri = "a".repeat(64);
+        assert_eq!(rid("k8s.io", &cri), format!("k8s.io+{cri}+"));
+        // containerd's longest ids (76) in a long namespace: hashed.
+        let long = rid("testing", &"TestShimSockLength".repeat(4));
+        assert_eq!(long.len(), 34);
+        assert!(long.starts_with('+') && long.ends_with('+'), "{long}");
+        assert_ne!(long, rid("testing", &"TestShimSockLength".repeat(5)));
+        assert_ne!(long, rid("testin", &"TestShimSockLength".repeat(4)));
+        // Names holding a `+` cannot be told apart by it: hashed too.
+        assert_ne!(rid("a+b", "c"), rid("a", "b+c"));
+        assert_eq!(rid("a+b", "c").len(), 34);
+        // The lock file runsc names after a sandbox and a container fits.
+        assert!(2 * MAX_READABLE_RUNSC_ID + "_sandbox:.lock".len() < 255);
+    }
+
+    #[test]
+    fn runsc_sandbox_ids_are_given_as_runsc_knows_them() {
         let mut spec = json!({"annotations": {SANDBOX_ID_ANNOTATION: "abc", "other": "x"}});
         assert_eq!(
             Backend::Runsc.adapt_spec(&mut spec, "k8s.io"),
-            ["sandbox id prefixed with the namespace"]
+            ["sandbox id given as runsc knows it"]
         );
-        assert_eq!(spec["annotations"][SANDBOX_ID_ANNOTATION], "k8s.io+abc");
+        assert_eq!(spec["annotations"][SANDBOX_ID_ANNOTATION], "k8s.io+abc+");
         assert!(
             Backend::Runsc.adapt_spec(&mut spec, "k8s.io").is_empty(),
             "idempotent"
@@ -376,7 +416,7 @@ mod tests {
     fn runsc_app_containers_join_the_pods_pid_namespace() {
         let shared = |kind: &str| {
             json!({
-                "annotations": {CONTAINER_TYPE_ANNOTATION: kind, SANDBOX_ID_ANNOTATION: "k8s.io+p"},
+                "annotations": {CONTAINER_TYPE_ANNOTATION: kind, SANDBOX_ID_ANNOTATION: "k8s.io+p+"},
                 "linux": {"namespaces": [
                     {"type": "pid", "path": "/proc/42/ns/pid"},
                     {"type": "network", "path": "/proc/42/ns/net"},

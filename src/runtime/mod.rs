@@ -111,11 +111,10 @@ pub struct Runtime {
     pub systemd_cgroup: bool,
     /// `--log` target (JSON lines), inside the bundle.
     pub log: PathBuf,
-    /// Prefix of the id the runtime knows the container by. runsc names its
-    /// control socket after the id, host-wide: containers with the same id
-    /// in two containerd namespaces would collide, so there it is `NS+`.
+    /// The containerd namespace: part of the id runsc knows a container by
+    /// ([`Backend::runtime_id`]).
     #[serde(default)]
-    pub id_prefix: String,
+    pub namespace: String,
 }
 
 impl Runtime {
@@ -140,7 +139,7 @@ impl Runtime {
 
     /// The id the runtime knows container `id` by.
     pub fn runtime_id(&self, id: &str) -> String {
-        format!("{}{id}", self.id_prefix)
+        self.backend.runtime_id(&self.namespace, id)
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -473,24 +472,74 @@ impl Runtime {
         result
     }
 
-    /// `ps --format json ID`: the container's host pids.
-    pub fn ps(&self, runner: &dyn CommandRunner, id: &str) -> Result<Vec<u32>, RuntimeError> {
+    /// The pids of container `id`'s processes as containerd's clients read
+    /// them: host pids, among them the task's (`init_pid`) and its execs'.
+    /// runc and crun: their `ps`. runsc: the processes live in the
+    /// sandbox and `ps` gives their sandbox pids, so the init (the first
+    /// process without a parent that is no exec) and each exec the shim
+    /// started (`execs`: host pid, sandbox pid) are given by their host
+    /// pids; the rest keep their sandbox pids (they have no host process).
+    /// A runsc container that is created and not started has no process
+    /// yet: its task pid.
+    pub fn host_pids(
+        &self,
+        runner: &dyn CommandRunner,
+        id: &str,
+        init_pid: u32,
+        created: bool,
+        execs: &[(u32, u32)],
+    ) -> Result<Vec<u32>, RuntimeError> {
+        if self.backend == Backend::Runsc && created {
+            return Ok(vec![init_pid]);
+        }
         let rid = self.runtime_id(id);
-        let out = self.exec(
-            runner,
-            "ps",
-            id,
-            self.command(&["ps", "--format", "json", &rid]),
-            true,
-        )?;
-        parse_ps(&out.stdout).map_err(|message| RuntimeError {
+        let error = |message| RuntimeError {
             runtime: self.backend.name().to_string(),
             op: "ps",
             id: id.to_string(),
             message,
             not_found: false,
-        })
+        };
+        if self.backend != Backend::Runsc {
+            let out = self.exec(
+                runner,
+                "ps",
+                id,
+                self.command(&["ps", "--format", "json", &rid]),
+                true,
+            )?;
+            return parse_ps(&out.stdout).map_err(error);
+        }
+        // runsc's JSON has no parent pids before 2023: its table has them.
+        let out = self.exec(runner, "ps", id, self.command(&["ps", &rid]), true)?;
+        let entries = parse_ps_table(&out.stdout).map_err(error)?;
+        Ok(sandbox_to_host_pids(entries, init_pid, execs))
     }
+}
+
+/// runsc's sandbox pids as host pids where there is one: the init (the
+/// first parentless process that is no exec) is `init_pid`, each exec
+/// (host, sandbox) its host pid.
+fn sandbox_to_host_pids(
+    mut entries: Vec<PsEntry>,
+    init_pid: u32,
+    execs: &[(u32, u32)],
+) -> Vec<u32> {
+    entries.sort_by_key(|e| e.pid);
+    let mut init_seen = false;
+    entries
+        .into_iter()
+        .map(|e| {
+            if let Some((host, _)) = execs.iter().find(|(_, sandbox)| *sandbox == e.pid) {
+                *host
+            } else if e.ppid == Some(0) && !init_seen {
+                init_seen = true;
+                init_pid
+            } else {
+                e.pid
+            }
+        })
+        .collect()
 }
 
 /// Locks the directory that holds the per-namespace roots
@@ -568,7 +617,15 @@ fn remove_unused_root(backend: Backend, root: &Path) {
     let _ = std::fs::remove_dir(root);
 }
 
-/// runc and crun print `[pid, ...]`; runsc prints `[{"PID": n, ...}, ...]`.
+/// One process of runsc's `ps` table: its pid and its parent's
+/// (0: none in the sandbox).
+#[derive(Debug, PartialEq, Eq)]
+struct PsEntry {
+    pid: u32,
+    ppid: Option<u32>,
+}
+
+/// runc and crun print `[pid, ...]` (runsc: `[{"PID": n, ...}, ...]`).
 fn parse_ps(stdout: &[u8]) -> Result<Vec<u32>, String> {
     let text = String::from_utf8_lossy(stdout);
     let text = text.trim();
@@ -586,6 +643,35 @@ fn parse_ps(stdout: &[u8]) -> Result<Vec<u32>, String> {
                 .and_then(|p| u32::try_from(p).ok())
         })
         .collect())
+}
+
+/// runsc's `ps` table: a header naming the columns (`UID PID PPID ...`),
+/// then one row per process.
+fn parse_ps_table(stdout: &[u8]) -> Result<Vec<PsEntry>, String> {
+    let text = String::from_utf8_lossy(stdout);
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return Ok(Vec::new());
+    };
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    let column = |name: &str| {
+        columns
+            .iter()
+            .position(|c| *c == name)
+            .ok_or_else(|| format!("ps output has no {name} column: {header:?}"))
+    };
+    let (pid_at, ppid_at) = (column("PID")?, column("PPID")?);
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let num = |at: usize| f.get(at).and_then(|v| v.parse::<u32>().ok());
+            let pid = num(pid_at).ok_or_else(|| format!("unreadable ps row {l:?}"))?;
+            Ok(PsEntry {
+                pid,
+                ppid: num(ppid_at),
+            })
+        })
+        .collect()
 }
 
 fn is_not_found(message: &str) -> bool {
@@ -609,6 +695,29 @@ mod tests {
         );
         assert_eq!(parse_ps(b"null").unwrap(), Vec::<u32>::new());
         assert!(parse_ps(b"garbage").is_err());
+        assert!(parse_ps_table(b"UID CMD\n0 sh\n").is_err());
+        assert!(parse_ps_table(b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn runsc_pids_are_given_as_host_pids_where_there_is_one() {
+        // runsc 20221219's table; later ones add a PGID column.
+        let entries = parse_ps_table(
+            b"UID       PID       PPID      C         TTY       STIME     TIME      CMD\n\
+              0         7         0         0         ?         00:59     0s        sh\n\
+              0         1         0         0         ?         00:59     0s        sh\n\
+              0         2         1         1         ?         00:59     20ms      sleep\n",
+        )
+        .unwrap();
+        // The init is pid 1 in the sandbox, exec 7 runs as host pid 5000.
+        assert_eq!(
+            sandbox_to_host_pids(entries, 4242, &[(5000, 7)]),
+            vec![4242, 2, 5000]
+        );
+        // A container joining a pod's sandbox: its init is not pid 1.
+        let entries =
+            parse_ps_table(b"UID PID PPID PGID CMD\n0 9 0 9 sh\n0 12 9 9 sleep\n").unwrap();
+        assert_eq!(sandbox_to_host_pids(entries, 4242, &[]), vec![4242, 12]);
     }
 
     #[test]
@@ -621,7 +730,7 @@ mod tests {
             flags: vec![],
             systemd_cgroup: false,
             log: dir.path().join("log.json"),
-            id_prefix: String::new(),
+            namespace: "default".into(),
         };
         std::fs::write(&rt.log, "{\"level\":\"error\",\"msg\":\"old failure\"}\n").unwrap();
         // /bin/sh with runc-style args fails; the log has no new line, so stderr is used.
@@ -698,7 +807,7 @@ mod tests {
             flags: vec![],
             systemd_cgroup: false,
             log: "/tmp/x/log.json".into(),
-            id_prefix: String::new(),
+            namespace: "default".into(),
         };
         let e = rt.kill(&DirectRunner, "c", 9, false).unwrap_err();
         assert!(e.message.contains("/nonexistent/crun"), "{e}");
@@ -714,18 +823,18 @@ mod tests {
             flags: vec!["--network=none".into()],
             systemd_cgroup: false,
             log: dir.path().join(LOG_FILE),
-            id_prefix: "default+".into(),
+            namespace: "default".into(),
         };
-        assert_eq!(rt.runtime_id("c1"), "default+c1");
+        assert_eq!(rt.runtime_id("c1"), "default+c1+");
         rt.save(dir.path()).unwrap();
         assert_eq!(Runtime::load(dir.path()).unwrap(), Some(rt));
-        // Records written before the prefix existed still load.
+        // Records written before the namespace was kept still load.
         std::fs::write(
             dir.path().join(RUNTIME_FILE),
             r#"{"backend":"runc","binary":"/usr/sbin/runc","root":"/r","flags":[],"systemd_cgroup":false,"log":"/l"}"#,
         )
         .unwrap();
-        assert_eq!(Runtime::load(dir.path()).unwrap().unwrap().id_prefix, "");
+        assert_eq!(Runtime::load(dir.path()).unwrap().unwrap().namespace, "");
         assert_eq!(Runtime::load(&dir.path().join("nope")).unwrap(), None);
     }
 }

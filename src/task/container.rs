@@ -139,7 +139,7 @@ pub fn runtime_for(
         flags,
         systemd_cgroup: cfg.systemd_cgroup,
         log: bundle.join(LOG_FILE),
-        id_prefix: cfg.backend.id_prefix(namespace),
+        namespace: namespace.to_string(),
     })
 }
 

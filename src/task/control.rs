@@ -93,7 +93,14 @@ impl TaskService {
         let (runtime, rules, bundle, cgroup) = {
             let inner = self.lock();
             let c = inner.get(&req.id)?;
-            running(c)?;
+            // A created task takes its limits too, before it starts (as
+            // containerd-shim-runc-v2 allows); an exited one has none.
+            if c.init.state == ProcState::Stopped || c.init.exit.is_some() {
+                return Err(TaskError::precondition(format!(
+                    "container {} has exited: nothing to update",
+                    c.id
+                )));
+            }
             (
                 c.runtime.clone(),
                 c.exec_rules.clone(),

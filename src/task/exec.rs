@@ -69,6 +69,12 @@ impl TaskService {
         if !report.changes.is_empty() {
             log::info!("{what}: {}", report.summary());
         }
+        // The request decides the terminal, as containerd-shim-runc-v2 does:
+        // containerd's client asks for one in the request (its IO creator)
+        // and may leave the process spec's `terminal` false.
+        if let Some(obj) = spec.as_object_mut() {
+            obj.insert("terminal".into(), serde_json::Value::Bool(req.terminal));
+        }
         let adapted = c
             .runtime
             .backend
@@ -293,11 +299,15 @@ impl TaskService {
             .execs
             .remove(&req.exec_id)
             .ok_or_else(|| TaskError::not_found(format!("{what} not found")))?;
-        if p.exit.is_none() {
-            // Never started.
-            p.set_exited(KILLED, SystemTime::now());
-        }
-        let mut reports = self.report_one(&req.id, &mut p);
+        let mut reports = if p.exit.is_none() {
+            // Never ran, so nothing exited: status 0, as containerd-shim-runc-v2
+            // answers; its Waits end, and no TaskExit is published.
+            let at = SystemTime::now();
+            p.set_exited(0, at);
+            p.take_report().map(|w| (w, 0, at)).into_iter().collect()
+        } else {
+            self.report_one(&req.id, &mut p)
+        };
         // The init's exit may have been waiting for this exec.
         reports.extend(self.report_ready(c));
         drop(inner);

@@ -428,7 +428,7 @@ impl TaskService {
     }
 
     pub(super) fn pids(&self, req: PidsRequest) -> Result<PidsResponse, TaskError> {
-        let (runtime, execs) = {
+        let (runtime, init_pid, created, execs) = {
             let inner = self.lock();
             let c = inner.get(&req.id)?;
             // An init that has exited, not yet deleted: its pid. containerd
@@ -445,22 +445,20 @@ impl TaskService {
                 r.processes = vec![p];
                 return Ok(r);
             }
-            // runsc's ps lists pids inside the sandbox.
-            let sandboxed = c.runtime.backend == crate::runtime::Backend::Runsc;
-            let execs: HashMap<u32, String> = c
+            let execs: Vec<(u32, u32, String)> = c
                 .execs
                 .values()
-                .map(|p| {
-                    (
-                        if sandboxed { p.internal_pid } else { p.pid },
-                        p.exec_id.clone(),
-                    )
-                })
-                .filter(|(pid, _)| *pid != 0)
+                .filter(|p| p.pid != 0)
+                .map(|p| (p.pid, p.internal_pid, p.exec_id.clone()))
                 .collect();
-            (c.runtime.clone(), execs)
+            let created = c.init.state == ProcState::Created;
+            (c.runtime.clone(), c.init.pid, created, execs)
         };
-        let pids = runtime.ps(self.runner.as_ref(), &req.id)?;
+        let known: Vec<(u32, u32)> = execs
+            .iter()
+            .map(|(host, sandbox, _)| (*host, *sandbox))
+            .collect();
+        let pids = runtime.host_pids(self.runner.as_ref(), &req.id, init_pid, created, &known)?;
         let mut r = PidsResponse::new();
         r.processes = pids
             .into_iter()
@@ -468,7 +466,7 @@ impl TaskService {
                 let mut p = ProcessInfo::new();
                 p.pid = pid;
                 // Like runc-v2: an exec's pid carries its exec id.
-                if let Some(exec_id) = execs.get(&pid) {
+                if let Some((_, _, exec_id)) = execs.iter().find(|(host, _, _)| *host == pid) {
                     let mut details = ProcessDetails::new();
                     details.exec_id = exec_id.clone();
                     let mut any = Any::new();

@@ -6,8 +6,14 @@
 
 use std::time::Duration;
 
+use ::containerd_client::services::v1::containers_client::ContainersClient;
 use ::containerd_client::services::v1::tasks_client::TasksClient;
-use ::containerd_client::services::v1::UpdateTaskRequest;
+use ::containerd_client::services::v1::{
+    CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, DeleteProcessRequest,
+    DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, ListPidsRequest, StartRequest,
+    UpdateTaskRequest, WaitRequest,
+};
+use ::containerd_client::tonic::transport::Channel;
 use ::containerd_client::tonic::{Code, Request, Status};
 
 /// The type URL containerd's Go client (typeurl) gives a `specs.LinuxResources`.
@@ -39,14 +45,150 @@ pub fn update_task(
     id: &str,
     resources: &[u8],
 ) -> Result<(), Status> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(async {
-        let channel = ::containerd_client::connect(address)
-            .await
+    Containerd::connect(address, namespace)?.update(id, resources)
+}
+
+/// The process spec type URL containerd's Go client gives an exec's spec.
+pub const PROCESS_SPEC: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+
+/// containerd's Tasks and Containers services, called the way its Go
+/// client calls them, for what ctr cannot ask: a task created and not
+/// started, an exec whose request and spec disagree on the terminal, Update,
+/// runc options for a runtime other than runc.v2.
+pub struct Containerd {
+    runtime: tokio::runtime::Runtime,
+    channel: Channel,
+    namespace: String,
+}
+
+/// What containerd answered to Delete of a task or process.
+#[derive(Debug)]
+pub struct Deleted {
+    pub pid: u32,
+    pub exit_status: u32,
+}
+
+impl Containerd {
+    /// Connects to the containerd at `address` (a unix socket path).
+    pub fn connect(address: &str, namespace: &str) -> Result<Containerd, Status> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let channel = runtime
+            .block_on(::containerd_client::connect(address))
             .map_err(|e| Status::new(Code::Unavailable, format!("connecting to {address}: {e}")))?;
+        Ok(Containerd {
+            runtime,
+            channel,
+            namespace: namespace.to_string(),
+        })
+    }
+
+    fn client(&self) -> TasksClient<Channel> {
+        TasksClient::new(self.channel.clone())
+    }
+
+    /// Creates the task of container `id` (a container whose spec names its
+    /// rootfs, as `ctr containers create --rootfs` makes) with the given stdio.
+    pub fn create(&self, id: &str, stdout: &str, stderr: &str) -> Result<u32, Status> {
+        let message = CreateTaskRequest {
+            container_id: id.to_string(),
+            stdout: stdout.to_string(),
+            stderr: stderr.to_string(),
+            ..Default::default()
+        };
+        let req = in_namespace(&self.namespace, message)?;
+        self.runtime
+            .block_on(self.client().create(req))
+            .map(|r| r.into_inner().pid)
+    }
+
+    /// Starts the init (`exec_id` empty) or an exec.
+    pub fn start(&self, id: &str, exec_id: &str) -> Result<u32, Status> {
+        let message = StartRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+        };
+        let req = in_namespace(&self.namespace, message)?;
+        self.runtime
+            .block_on(self.client().start(req))
+            .map(|r| r.into_inner().pid)
+    }
+
+    /// Adds exec `exec_id` running `spec` (an OCI process as JSON).
+    pub fn exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        spec: &serde_json::Value,
+        terminal: bool,
+        stdout: &str,
+    ) -> Result<(), Status> {
+        let mut message = ExecProcessRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            terminal,
+            stdout: stdout.to_string(),
+            spec: Some(Default::default()),
+            ..Default::default()
+        };
+        if let Some(any) = message.spec.as_mut() {
+            any.type_url = PROCESS_SPEC.to_string();
+            any.value = serde_json::to_vec(spec).expect("a process spec as JSON");
+        }
+        let req = in_namespace(&self.namespace, message)?;
+        self.runtime.block_on(self.client().exec(req)).map(|_| ())
+    }
+
+    /// Waits for the init (`exec_id` empty) or an exec; its exit status.
+    pub fn wait(&self, id: &str, exec_id: &str) -> Result<u32, Status> {
+        let message = WaitRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+        };
+        let req = in_namespace(&self.namespace, message)?;
+        self.runtime
+            .block_on(self.client().wait(req))
+            .map(|r| r.into_inner().exit_status)
+    }
+
+    /// Deletes exec `exec_id`.
+    pub fn delete_process(&self, id: &str, exec_id: &str) -> Result<Deleted, Status> {
+        let message = DeleteProcessRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+        };
+        let req = in_namespace(&self.namespace, message)?;
+        self.runtime
+            .block_on(self.client().delete_process(req))
+            .map(|r| {
+                let r = r.into_inner();
+                Deleted {
+                    pid: r.pid,
+                    exit_status: r.exit_status,
+                }
+            })
+    }
+
+    /// Deletes the task of container `id`.
+    pub fn delete(&self, id: &str) -> Result<Deleted, Status> {
+        let message = DeleteTaskRequest {
+            container_id: id.to_string(),
+        };
+        let req = in_namespace(&self.namespace, message)?;
+        self.runtime.block_on(self.client().delete(req)).map(|r| {
+            let r = r.into_inner();
+            Deleted {
+                pid: r.pid,
+                exit_status: r.exit_status,
+            }
+        })
+    }
+
+    /// Update of task `id`'s resources (JSON of a `LinuxResources`), as the
+    /// Go client's `task.Update(ctx, WithResources(r))` sends it.
+    pub fn update(&self, id: &str, resources: &[u8]) -> Result<(), Status> {
         let mut message = UpdateTaskRequest {
             container_id: id.to_string(),
             // A prost_types::Any, reached through the field's type.
@@ -57,9 +199,58 @@ pub fn update_task(
             any.type_url = LINUX_RESOURCES.to_string();
             any.value = resources.to_vec();
         }
-        TasksClient::new(channel)
-            .update(in_namespace(namespace, message)?)
-            .await
-            .map(|_| ())
-    })
+        let req = in_namespace(&self.namespace, message)?;
+        self.runtime.block_on(self.client().update(req)).map(|_| ())
+    }
+
+    /// Gives container `id` (no task yet) the runtime options `value` of
+    /// type `type_url`, as the Go client's `WithRuntime(name, options)`
+    /// does (ctr sends runc options only for runc.v2): the record is read,
+    /// deleted and made again with the same spec and snapshot.
+    pub fn set_runtime_options(
+        &self,
+        id: &str,
+        type_url: &str,
+        value: Vec<u8>,
+    ) -> Result<(), Status> {
+        let mut containers = ContainersClient::new(self.channel.clone());
+        let get = in_namespace(&self.namespace, GetContainerRequest { id: id.to_string() })?;
+        let mut container = self
+            .runtime
+            .block_on(containers.get(get))?
+            .into_inner()
+            .container
+            .ok_or_else(|| Status::not_found(format!("container {id}")))?;
+        let runtime = container
+            .runtime
+            .as_mut()
+            .ok_or_else(|| Status::failed_precondition(format!("container {id} has no runtime")))?;
+        let mut options = runtime.options.take().unwrap_or_default();
+        options.type_url = type_url.to_string();
+        options.value = value;
+        runtime.options = Some(options);
+        let delete = in_namespace(
+            &self.namespace,
+            DeleteContainerRequest { id: id.to_string() },
+        )?;
+        self.runtime.block_on(containers.delete(delete))?;
+        let create = in_namespace(
+            &self.namespace,
+            CreateContainerRequest {
+                container: Some(container),
+            },
+        )?;
+        self.runtime.block_on(containers.create(create)).map(|_| ())
+    }
+
+    /// The host pids of the task's processes.
+    pub fn pids(&self, id: &str) -> Result<Vec<u32>, Status> {
+        let message = ListPidsRequest {
+            container_id: id.to_string(),
+        };
+        let req = in_namespace(&self.namespace, message)?;
+        self.runtime
+            .block_on(self.client().list_pids(req))
+            .map(|r| r.into_inner().processes.iter().map(|p| p.pid).collect())
+    }
 }

@@ -145,8 +145,30 @@ pub fn image_dir() -> &'static Path {
             "contrib/busybox-image.sh failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        remove_at_exit(&dir);
         dir
     })
+}
+
+/// Removes `dir` when the test binary exits (after its last test), so the
+/// images built per test binary do not pile up in /tmp.
+fn remove_at_exit(dir: &Path) {
+    static DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    extern "C" fn remove_all() {
+        if let Ok(dirs) = DIRS.lock() {
+            for d in dirs.iter() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+    if let Ok(mut dirs) = DIRS.lock() {
+        dirs.push(dir.to_path_buf());
+    }
+    // SAFETY: registers a function with no preconditions, once.
+    REGISTERED.call_once(|| unsafe {
+        libc::atexit(remove_all);
+    });
 }
 
 /// A pod's pause image (busybox sleeping), built once per test binary.
@@ -166,6 +188,7 @@ pub fn pause_image_dir() -> &'static Path {
             "contrib/busybox-image.sh (pause) failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        remove_at_exit(&dir);
         dir
     })
 }
@@ -796,6 +819,11 @@ impl Env {
             std::thread::sleep(Duration::from_millis(100));
         }
         child.wait_with_output().expect("reaping ctr")
+    }
+
+    /// Whether this test runs against the system's containerd.
+    pub fn is_system(&self) -> bool {
+        self.system
     }
 
     /// The nucleus.toml selecting `backend`.

@@ -1,0 +1,356 @@
+//! What containerd's Go client (and its integration/client suite) asks of a
+//! shim beyond what ctr exercises, answered the way containerd-shim-runc-v2
+//! answers it, on runsc, crun and runc: each test drives containerd's own
+//! Tasks API (gRPC) against a real containerd and runtime.
+
+#[macro_use]
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use common::containerd_client::Containerd;
+use common::{code, image_dir, runtime_binary, text, Env, Kind, RUNTIME};
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim::oci::Options as RuncOptions;
+
+/// An exec's process spec as containerd's client sends it (`terminal`
+/// false: the client's IO creator asks for a terminal in the request).
+fn process(args: &[&str]) -> serde_json::Value {
+    serde_json::json!({
+        "args": args,
+        "cwd": "/",
+        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "terminal": false,
+        "user": {"uid": 0, "gid": 0},
+    })
+}
+
+/// A FIFO at `path` and a thread reading it to its end.
+fn fifo_reader(path: &Path) -> JoinHandle<String> {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        let mut f = std::fs::File::open(&path).expect("opening the FIFO");
+        let _ = f.read_to_string(&mut out);
+        out
+    })
+}
+
+/// The cgroup file `v2` (or `controller/v1` on cgroup v1) of container `id`.
+fn cgroup_file(env: &Env, id: &str, controller: &str, v1: &str, v2: &str) -> PathBuf {
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.bundle(id).join("config.json")).unwrap())
+            .unwrap();
+    let path = spec["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/');
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        PathBuf::from("/sys/fs/cgroup").join(path).join(v2)
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+            .join(controller)
+            .join(path)
+            .join(v1)
+    }
+}
+
+/// An exec whose request asks for a terminal while its spec says
+/// `terminal: false` (containerd's client with a TTY IO creator) gets a
+/// terminal: the request decides, as with containerd-shim-runc-v2.
+/// (containerd's TestContainerExecLargeOutputWithTTY.)
+fn exec_terminal_from_request(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    env.sleeper(backend, "box");
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    let fifo = env.dir.join("tty-exec.out");
+    let reader = fifo_reader(&fifo);
+    let spec = process(&["/bin/sh", "-c", "tty; echo exec-done"]);
+    tasks
+        .exec("box", "tty", &spec, true, &fifo.display().to_string())
+        .expect("exec");
+    tasks
+        .start("box", "tty")
+        .expect("start of the terminal exec");
+    assert_eq!(tasks.wait("box", "tty").expect("wait"), 0);
+    let out = reader.join().expect("the FIFO reader");
+    assert!(out.contains("/dev/pts/"), "tty printed: {out:?}");
+    assert!(out.contains("exec-done"), "{out:?}");
+    let deleted = tasks.delete_process("box", "tty").expect("delete");
+    assert_eq!(deleted.exit_status, 0);
+    env.finish("box");
+    env.assert_clean(backend, &["box"]);
+}
+
+/// Update applies to a task that is created and not started (its limits
+/// hold from its first instruction), as containerd-shim-runc-v2 allows;
+/// Pids and metrics answer for it. (containerd's TestTaskUpdate,
+/// TestContainerMetrics.)
+fn update_created_task(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let rootfs = image_dir().join("rootfs").display().to_string();
+    let config = env.config(backend);
+    let out = env.ctr(&[
+        "containers",
+        "create",
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        &config,
+        "--rootfs",
+        &rootfs,
+        "box",
+        "/bin/sleep",
+        "1000",
+    ]);
+    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    let pid = tasks.create("box", "", "").expect("task create");
+    env.wait_status("box", "CREATED");
+    tasks
+        .update("box", br#"{"pids":{"limit":77}}"#)
+        .expect("update of a created task");
+    let pids_max = cgroup_file(&env, "box", "pids", "pids.max", "pids.max");
+    assert_eq!(std::fs::read_to_string(&pids_max).unwrap().trim(), "77");
+    let pids = tasks.pids("box").expect("pids of a created task");
+    assert!(pids.contains(&pid), "pids {pids:?} lack the init {pid}");
+    let metrics = env.ctr(&["task", "metrics", "box"]);
+    assert_eq!(
+        code(&metrics),
+        0,
+        "metrics of a created task: {}",
+        text(&metrics.stderr)
+    );
+    assert!(
+        text(&metrics.stdout).contains("pids"),
+        "{}",
+        text(&metrics.stdout)
+    );
+    tasks.start("box", "").expect("start");
+    env.wait_status("box", "RUNNING");
+    assert_eq!(std::fs::read_to_string(&pids_max).unwrap().trim(), "77");
+    env.finish("box");
+    env.assert_clean(backend, &["box"]);
+}
+
+/// Delete of an exec that was added and never started answers exit status
+/// 0 (nothing ran, nothing exited), as containerd-shim-runc-v2 does; the
+/// container goes on. (containerd's TestDeleteContainerExecCreated.)
+fn delete_created_exec(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    env.sleeper(backend, "box");
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    tasks
+        .exec("box", "never", &process(&["/bin/true"]), false, "")
+        .expect("exec");
+    let deleted = tasks.delete_process("box", "never").expect("delete");
+    assert_eq!(deleted.exit_status, 0, "{deleted:?}");
+    assert_eq!(deleted.pid, 0, "{deleted:?}");
+    env.wait_status("box", "RUNNING");
+    env.finish("box");
+    env.assert_clean(backend, &["box"]);
+}
+
+/// Ids that are prefixes of each other are different containers (runsc
+/// 20221219 finds containers by prefix), and containerd's longest ids work
+/// (runsc names files after them). (containerd's TestContainerStart,
+/// TestContainerExec, TestShimSockLength.)
+fn ids_prefixes_and_long(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    env.sleeper(backend, "c11");
+    let out = env.run(backend, "c1", &["/bin/echo", "c1 ran"]);
+    assert_eq!(code(&out), 0, "c1 beside c11: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("c1 ran"));
+    env.sleeper(backend, "c1");
+    for id in ["c1", "c11"] {
+        let out = env.ctr(&["task", "exec", "--exec-id", "e", id, "/bin/echo", id]);
+        assert_eq!(code(&out), 0, "exec in {id}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), id);
+    }
+    // containerd's longest id: 76 characters.
+    let long = format!("{}-end", "x".repeat(72));
+    assert_eq!(long.len(), 76);
+    let out = env.run(backend, &long, &["/bin/echo", "long ran"]);
+    assert_eq!(code(&out), 0, "a 76-character id: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("long ran"));
+    env.finish("c1");
+    env.finish("c11");
+    env.assert_clean(backend, &["c1", "c11", &long]);
+}
+
+/// Pids gives host pids, the task's own among them, and an exec's pid with
+/// its exec id (runsc: its processes' sandbox pids are mapped where they
+/// have a host process). (containerd's TestContainerPids.)
+fn pids_are_host_pids(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let out = env.run_with(
+        backend,
+        &["-d"],
+        "box",
+        &["/bin/sh", "-c", "/bin/sleep 1000; :"],
+    );
+    assert_eq!(code(&out), 0, "run: {}", text(&out.stderr));
+    let ls = text(&env.ctr(&["task", "ls"]).stdout);
+    let task_pid: u32 = ls
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"box")).then(|| f.get(1)?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no pid for box in {ls}"));
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    // The shell may not have started its child yet.
+    let mut pids = Vec::new();
+    for _ in 0..50 {
+        pids = tasks.pids("box").expect("pids");
+        if pids.len() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(pids.len(), 2, "sh and sleep: {pids:?}");
+    assert!(
+        pids.contains(&task_pid),
+        "task pid {task_pid} not in {pids:?}"
+    );
+    let out = env.ctr(&[
+        "task",
+        "exec",
+        "-d",
+        "--exec-id",
+        "e1",
+        "box",
+        "/bin/sleep",
+        "1000",
+    ]);
+    assert_eq!(code(&out), 0, "exec: {}", text(&out.stderr));
+    let ps = text(&env.ctr(&["task", "ps", "box"]).stdout);
+    let exec_pid: u32 = ps
+        .lines()
+        .find_map(|l| {
+            l.contains("e1")
+                .then(|| l.split_whitespace().next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no process with exec id e1 in ctr task ps:\n{ps}"));
+    assert!(
+        Path::new(&format!("/proc/{exec_pid}")).exists(),
+        "exec pid {exec_pid} is no host process"
+    );
+    env.finish("box");
+    env.assert_clean(backend, &["box"]);
+}
+
+on_each_backend!(
+    pids_are_host_pids,
+    exec_terminal_from_request,
+    update_created_task,
+    delete_created_exec,
+    ids_prefixes_and_long
+);
+
+/// A runc `Options.Root` (`ctr run --runc-root`, containerd's client
+/// `WithRuntime(.., &options.Options{Root})`) is the parent of one state
+/// root per namespace, as containerd-shim-runc-v2 reads it: the runtime
+/// finds the container under `<Root>/<namespace>`, and a container deleted
+/// there behind the shim's back is reported exited. (containerd's
+/// TestKillContainerDeletedByRunc.) runc and crun: runsc names its
+/// containers itself.
+fn runc_root_option(backend: &str, test: &str) {
+    // No nucleus.toml: the runc options decide.
+    let Some(env) = Env::start_with_env(
+        test,
+        backend,
+        Kind::Plain,
+        &[("NUCLEUS_CONFIG", "/nonexistent/nucleus.toml")],
+    ) else {
+        return;
+    };
+    if env.is_system() && Path::new(nucleus_shim::config::DEFAULT_CONFIG_PATH).exists() {
+        common::prerequisite(
+            false,
+            "no /etc/nucleus/nucleus.toml on the system containerd's host (it would name the runtime)",
+        );
+        return;
+    }
+    let binary =
+        runtime_binary(backend).map_or_else(|| backend.to_string(), |b| b.display().to_string());
+    let root = env.dir.join("runc-root");
+    let rootfs = image_dir().join("rootfs").display().to_string();
+    let out = env.ctr(&[
+        "containers",
+        "create",
+        "--runtime",
+        RUNTIME,
+        "--rootfs",
+        &rootfs,
+        "box",
+        "/bin/sleep",
+        "1000",
+    ]);
+    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+    let mut options = RuncOptions::new();
+    options.binary_name = binary.clone();
+    options.root = root.display().to_string();
+    Containerd::connect(&env.address, &env.namespace)
+        .expect("containerd's API")
+        .set_runtime_options(
+            "box",
+            "containerd.runc.v1.Options",
+            options.write_to_bytes().expect("runc options"),
+        )
+        .expect("runc options on the container");
+    let out = env.ctr(&["task", "start", "-d", "--null-io", "box"]);
+    assert_eq!(code(&out), 0, "task start: {}", text(&out.stderr));
+    let ns_root = root.join(&env.namespace).display().to_string();
+    let state = std::process::Command::new(&binary)
+        .args(["--root", &ns_root, "state", "box"])
+        .output()
+        .expect("runtime state");
+    assert!(
+        state.status.success() && text(&state.stdout).contains("\"running\""),
+        "{backend} --root {ns_root} state box: {} {}",
+        text(&state.stdout),
+        text(&state.stderr)
+    );
+    let deleted = std::process::Command::new(&binary)
+        .args(["--root", &ns_root, "delete", "--force", "box"])
+        .output()
+        .expect("runtime delete");
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    env.wait_status("box", "STOPPED");
+    let kill = env.ctr(&["task", "kill", "-s", "SIGKILL", "box"]);
+    assert!(!kill.status.success(), "kill of a deleted container");
+    assert!(
+        text(&kill.stderr).contains("not found"),
+        "{}",
+        text(&kill.stderr)
+    );
+    let out = env.ctr(&["task", "rm", "box"]);
+    assert!(out.status.success(), "task rm: {}", text(&out.stderr));
+    let _ = env.ctr(&["containers", "rm", "box"]);
+    env.assert_clean(backend, &["box"]);
+}
+
+mod runc_options {
+    #[test]
+    fn runc_root_option_on_runc() {
+        super::runc_root_option("runc", "runc-runc_root_option")
+    }
+    #[test]
+    fn runc_root_option_on_crun() {
+        super::runc_root_option("crun", "crun-runc_root_option")
+    }
+}
