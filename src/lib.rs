@@ -27,6 +27,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod digest;
+pub mod entrypoint;
 pub mod events;
 pub mod harden;
 pub mod io;

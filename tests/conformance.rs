@@ -140,6 +140,73 @@ fn update_created_task(backend: &str, test: &str) {
     env.assert_clean(backend, &["box"]);
 }
 
+/// Kill of a task that is created and not started ends it: Wait gives
+/// 137, Delete and containerd's cleanup leave nothing (runsc refuses to
+/// signal a created container: the shim deletes it). What containerd does
+/// after any failed start. (Many of containerd's client tests.)
+fn kill_created_task(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let rootfs = image_dir().join("rootfs").display().to_string();
+    let config = env.config(backend);
+    let out = env.ctr(&[
+        "containers",
+        "create",
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        &config,
+        "--rootfs",
+        &rootfs,
+        "box",
+        "/bin/sleep",
+        "1000",
+    ]);
+    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    tasks.create("box", "", "").expect("task create");
+    let events = env.events();
+    let out = env.ctr(&["task", "kill", "-s", "SIGKILL", "box"]);
+    assert_eq!(
+        code(&out),
+        0,
+        "kill of a created task: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(tasks.wait("box", "").expect("wait"), 137);
+    let deleted = tasks.delete("box").expect("delete");
+    assert_eq!(deleted.exit_status, 137);
+    let _ = env.ctr(&["containers", "rm", "box"]);
+    let topics: Vec<String> = events.collect("box").into_iter().map(|(t, _)| t).collect();
+    assert!(topics.contains(&"/tasks/exit".to_string()), "{topics:?}");
+    env.assert_clean(backend, &["box"]);
+}
+
+/// A process whose executable is not in the image fails at Create, with
+/// an error naming it, on every backend (crun and runsc would fail only at
+/// Start), and leaves nothing. (containerd's TestContainerNoBinaryExists,
+/// TestRegressionIssue6429.)
+fn missing_entrypoint_fails_create(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    for (id, arg0, says) in [
+        ("abs", "/bin/nonexistent", "\"/bin/nonexistent\" does not exist"),
+        ("rel", "nonexistent", "\"nonexistent\" is not found"),
+        ("dir", "/bin", "\"/bin\" is a directory"),
+    ] {
+        let out = env.run(backend, id, &[arg0]);
+        assert_ne!(code(&out), 0, "{arg0} ran");
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "{arg0}: {err}");
+        let _ = env.ctr(&["containers", "rm", id]);
+    }
+    let tasks = text(&env.ctr(&["task", "ls", "-q"]).stdout);
+    assert!(tasks.trim().is_empty(), "tasks left: {tasks}");
+    env.assert_clean(backend, &["abs", "rel", "dir"]);
+}
+
 /// Delete of an exec that was added and never started answers exit status
 /// 0 (nothing ran, nothing exited), as containerd-shim-runc-v2 does; the
 /// container goes on. (containerd's TestDeleteContainerExecCreated.)
@@ -254,6 +321,8 @@ fn pids_are_host_pids(backend: &str, test: &str) {
 }
 
 on_each_backend!(
+    missing_entrypoint_fails_create,
+    kill_created_task,
     pids_are_host_pids,
     exec_terminal_from_request,
     update_created_task,

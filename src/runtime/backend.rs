@@ -89,6 +89,13 @@ impl Backend {
         format!("+{}+", &digest[..32])
     }
 
+    /// Whether `kill` reaches a container that is created and not started.
+    /// runsc refuses ("cannot signal container ... in state created"): the
+    /// shim deletes such a container instead and reports the signal's exit.
+    pub fn signals_created_containers(self) -> bool {
+        self != Backend::Runsc
+    }
+
     /// A container that joins its pod's sandbox and has no host process of
     /// its own (runsc): its exit comes from `runsc wait`, not from a pid.
     pub fn shares_sandbox_pid(self, spec: &Value) -> bool {

@@ -178,6 +178,8 @@ pub fn create(
     }
     let cfg = resolve_config(req, namespace)?;
     let (mut spec, exec_rules) = harden_bundle(&req.id, &bundle, &cfg)?;
+    // The process as given, before a backend wraps it (runsc's relay).
+    let given_process = spec.get("process").cloned().unwrap_or(Value::Null);
     let mut adapted = cfg.backend.adapt_spec(&mut spec, namespace);
     let terminal_relay = !cfg.runsc_host_terminal
         && mount_terminal_relay(&req.id, cfg.backend, &mut spec, &mut adapted);
@@ -222,6 +224,16 @@ pub fn create(
             }
         }
     };
+
+    let root = spec
+        .pointer("/root/path")
+        .and_then(Value::as_str)
+        .map_or_else(|| rootfs.clone(), |p| bundle.join(p));
+    let mounts = spec.get("mounts").unwrap_or(&Value::Null);
+    if let Err(e) = crate::entrypoint::check(&root, &given_process, mounts) {
+        undo_mounts();
+        return Err(TaskError::invalid(format!("container {}: {e}", req.id)));
+    }
 
     let stdio = StdioPaths {
         stdin: req.stdin.clone(),

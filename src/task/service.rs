@@ -269,13 +269,14 @@ impl TaskService {
         if !req.exec_id.is_empty() {
             return self.kill_exec(req);
         }
-        let runtime = {
+        let (runtime, created) = {
             let inner = self.lock();
             let c = inner.get(&req.id)?;
             if c.init.exit.is_some() && !req.all {
                 return Err(finished(&req.id, ""));
             }
-            c.runtime.clone()
+            let created = c.init.state == ProcState::Created && c.init.exit.is_none();
+            (c.runtime.clone(), created)
         };
         log::info!(
             "container {}: kill signal {} all={}",
@@ -283,6 +284,9 @@ impl TaskService {
             req.signal,
             req.all
         );
+        if created && !runtime.backend.signals_created_containers() {
+            return self.kill_created(&req, &runtime);
+        }
         match runtime.kill(self.runner.as_ref(), &req.id, req.signal, req.all) {
             Ok(()) => Ok(Empty::new()),
             Err(e) => {
@@ -298,6 +302,39 @@ impl TaskService {
                 }
             }
         }
+    }
+
+    /// Kill of a created container on a runtime that cannot signal one: the
+    /// runtime deletes it, and its init is reported exited by the signal
+    /// (128 + signal, as runc's `runc init` dies of it). The sandbox
+    /// process's own exit is not taken for the init's meanwhile.
+    fn kill_created(
+        &self,
+        req: &KillRequest,
+        runtime: &crate::runtime::Runtime,
+    ) -> Result<Empty, TaskError> {
+        let claimed = {
+            let mut inner = self.lock();
+            let c = inner.get_mut(&req.id)?;
+            std::mem::replace(&mut c.init.exits_with_pid, false)
+        };
+        let result = runtime.delete(self.runner.as_ref(), &req.id, true);
+        let mut inner = self.lock();
+        let c = inner.get_mut(&req.id)?;
+        if let Err(e) = result.or_else(|e| if e.not_found { Ok(()) } else { Err(e) }) {
+            c.init.exits_with_pid = claimed;
+            return Err(e.into());
+        }
+        let status = 128 + (req.signal & 0x7f);
+        log::info!(
+            "container {}: deleted while created (signal {})",
+            req.id,
+            req.signal
+        );
+        let reports = self.record_exit(c, "", status, SystemTime::now());
+        drop(inner);
+        answer_all(reports);
+        Ok(Empty::new())
     }
 
     pub(super) fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse, TaskError> {
