@@ -5,7 +5,9 @@
 #[macro_use]
 mod common;
 
-use common::{code, text, wait_for_file, Env};
+use std::time::{Duration, Instant};
+
+use common::{code, live_processes, text, wait_for_file, Env};
 
 fn file_and_binary_log_uris(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
@@ -56,4 +58,97 @@ fn file_and_binary_log_uris(backend: &str, test: &str) {
     env.assert_clean(backend, &["tofile", "tobin"]);
 }
 
-on_each_backend!(file_and_binary_log_uris);
+/// Polls until no live process's command line mentions `needle`.
+fn gone(needle: &str, limit: Duration) -> Result<(), Vec<(u32, String)>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left: Vec<(u32, String)> = live_processes()
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains(needle))
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(left);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A logging binary that stays after its input ends gets SIGTERM when the
+/// container's IO is closed (Delete), and SIGKILL when it ignores that for
+/// 12 s, as under containerd-shim-runc-v2; either way it is reaped and
+/// nothing of it is left.
+fn logger_is_stopped_with_the_io(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let stays = |name: &str, on_term: &str| {
+        let logger = env.dir.join(format!("{name}.sh"));
+        let p = env.dir.join(name);
+        std::fs::write(
+            &logger,
+            format!(
+                "#!/bin/sh\ntrap '{on_term}' TERM\nexec 5>&-\ncat <&3 > {p}.out\n\
+                 echo eof > {p}.eof\nwhile :; do sleep 1; done\n",
+                p = p.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        (logger, p)
+    };
+    let term_marker = env.dir.join("polite.term");
+    let (polite, polite_out) = stays(
+        "polite",
+        &format!("echo term > {}; exit 0", term_marker.display()),
+    );
+    let uri = format!("binary://{}", polite.display());
+    let out = env.run_with(
+        backend,
+        &["--rm", "--log-uri", &uri],
+        "polite",
+        &["/bin/echo", "hello"],
+    );
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        wait_for_file(&polite_out.with_extension("out"), "hello"),
+        "hello\n"
+    );
+    assert_eq!(
+        wait_for_file(&term_marker, "term"),
+        "term\n",
+        "SIGTERM reached the logger"
+    );
+    let polite = polite.display().to_string();
+    gone(&polite, Duration::from_secs(5)).unwrap_or_else(|left| panic!("logger left: {left:?}"));
+
+    let (stubborn, stubborn_out) = stays("stubborn", "");
+    let uri = format!("binary://{}", stubborn.display());
+    let started = Instant::now();
+    let out = env.run_with(
+        backend,
+        &["--rm", "--log-uri", &uri],
+        "stubborn",
+        &["/bin/echo", "hi"],
+    );
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        wait_for_file(&stubborn_out.with_extension("eof"), "eof"),
+        "eof\n"
+    );
+    let stubborn = stubborn.display().to_string();
+    gone(&stubborn, Duration::from_secs(20))
+        .unwrap_or_else(|left| panic!("a logger ignoring SIGTERM is left: {left:?}"));
+    assert!(
+        started.elapsed() >= Duration::from_secs(11),
+        "killed before its 12 s: {:?}",
+        started.elapsed()
+    );
+    assert!(env.shim_zombies().is_empty(), "{:?}", env.shim_zombies());
+    env.assert_clean(backend, &["polite", "stubborn"]);
+}
+
+on_each_backend!(file_and_binary_log_uris, logger_is_stopped_with_the_io);

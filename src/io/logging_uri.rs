@@ -18,6 +18,139 @@ use super::{HeldIo, IoError};
 
 /// How long a logging binary may take to signal ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a logging binary has to exit after SIGTERM before SIGKILL (as
+/// containerd-shim-runc-v2's binaryIOProcTermTimeout).
+pub const LOGGER_TERM_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// A running logging binary. When the IO it serves is closed, [`Logger::stop`]
+/// gives it SIGTERM and, if it is still there after [`LOGGER_TERM_TIMEOUT`],
+/// SIGKILL; the shim's reaper reaps it. Dropped without `stop` (a failed
+/// Create), the same happens on a thread of its own.
+#[derive(Debug)]
+pub struct Logger {
+    pid: u32,
+    /// A pidfd: signals reach this process even after its pid is reused.
+    pidfd: Option<OwnedFd>,
+    path: String,
+    stopped: bool,
+}
+
+impl Logger {
+    fn new(pid: u32, path: &str) -> Logger {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        let pidfd = (fd >= 0).then(|| {
+            // SAFETY: the syscall returned a new fd that nothing else owns.
+            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) }
+        });
+        Logger {
+            pid,
+            pidfd,
+            path: path.to_string(),
+            stopped: false,
+        }
+    }
+
+    /// Sends `sig`; false when the process is gone.
+    fn signal(&self, sig: libc::c_int) -> bool {
+        let r = match &self.pidfd {
+            // SAFETY: a pidfd this Logger owns; no siginfo.
+            Some(fd) => unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    sig,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            },
+            // No pidfd (kernel before 5.3): by pid.
+            // SAFETY: kill has no memory effects.
+            None => i64::from(unsafe { libc::kill(self.pid as libc::pid_t, sig) }),
+        };
+        r == 0
+    }
+
+    /// Whether the process exits within `limit`. Without a pidfd, whether
+    /// its pid is gone (the reaper reaps it).
+    fn exits_within(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match &self.pidfd {
+                Some(fd) => {
+                    let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(fd), PollFlags::POLLIN)];
+                    let ms = left.as_millis().min(u128::from(u16::MAX)) as u16;
+                    match poll(&mut fds, PollTimeout::from(ms)) {
+                        Ok(n) if n > 0 => return true,
+                        Err(nix::Error::EINTR) => {}
+                        Err(_) => return false,
+                        Ok(_) => {}
+                    }
+                }
+                None => {
+                    if !self.signal(0) {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(50).min(left));
+                }
+            }
+            if left.is_zero() {
+                return false;
+            }
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it outlives [`LOGGER_TERM_TIMEOUT`].
+    /// Blocks until it is gone or killed.
+    pub fn stop(mut self) {
+        self.stopped = true;
+        self.terminate();
+    }
+
+    fn terminate(&self) {
+        if !self.signal(libc::SIGTERM) {
+            return;
+        }
+        if self.exits_within(LOGGER_TERM_TIMEOUT) {
+            log::debug!("logging binary {} (pid {}) exited", self.path, self.pid);
+            return;
+        }
+        log::warn!(
+            "logging binary {} (pid {}) still runs {}s after SIGTERM: killed",
+            self.path,
+            self.pid,
+            LOGGER_TERM_TIMEOUT.as_secs()
+        );
+        self.signal(libc::SIGKILL);
+        self.exits_within(Duration::from_secs(1));
+    }
+}
+
+impl Drop for Logger {
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let me = Logger {
+            pid: self.pid,
+            pidfd: self.pidfd.take(),
+            path: std::mem::take(&mut self.path),
+            stopped: true,
+        };
+        // Not on the dropping thread: it may hold the service's lock.
+        let spawned = std::thread::Builder::new()
+            .name("logger-stop".into())
+            .stack_size(64 * 1024)
+            .spawn(move || me.terminate());
+        if let Err(e) = spawned {
+            log::warn!(
+                "logging binary (pid {}): no thread to stop it: {e}",
+                self.pid
+            );
+        }
+    }
+}
 
 /// A parsed log URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,9 +289,11 @@ fn start_logger(
             Ok(())
         });
     }
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .map_err(|e| IoError(format!("logging binary {path}: cannot start: {e}")))?;
+    // From here on the logger is stopped with the IO (or this failure).
+    let logger = Logger::new(child.id(), path);
     drop(ready_w);
     // Keep read ends to see when the logger has consumed everything.
     held.output_keepalive.push(
@@ -179,7 +314,7 @@ fn start_logger(
     let ms = READY_TIMEOUT.as_millis() as u16;
     let ready = matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0);
     if !ready {
-        let _ = child.kill();
+        logger.signal(libc::SIGKILL);
         return Err(IoError(format!(
             "logging binary {path} (pid {}) did not signal ready on fd 5 within {}s",
             child.id(),
@@ -190,6 +325,7 @@ fn start_logger(
         "container {container}: logging through {path} (pid {})",
         child.id()
     );
+    held.loggers.push(logger);
     Ok((out_w, err_w))
 }
 

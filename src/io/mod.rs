@@ -50,9 +50,28 @@ pub struct HeldIo {
     pub console: Option<console::Console>,
     /// Its console socket, until the runtime sent the terminal.
     pub console_socket: Option<console::ConsoleSocket>,
+    /// Logging binaries of a binary:// log URI.
+    pub loggers: Vec<logging_uri::Logger>,
 }
 
 impl HeldIo {
+    /// Stops the logging binaries as the IO closes (SIGTERM, SIGKILL after
+    /// a bound). Blocks until they are gone: call without locks held.
+    pub fn stop_loggers(&mut self) {
+        let loggers = std::mem::take(&mut self.loggers);
+        let stops: Vec<_> = loggers
+            .into_iter()
+            .map(|l| {
+                std::thread::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn(move || l.stop())
+            })
+            .collect();
+        for s in stops.into_iter().flatten() {
+            let _ = s.join();
+        }
+    }
+
     /// Gives the process EOF on stdin now, and ends the copy thread.
     pub fn close_stdin(&mut self) {
         if let Some(copy) = self.stdin.take() {

@@ -367,6 +367,10 @@ impl TaskService {
             return Err(e);
         }
         let mut c = c;
+        // Its IO closes: logging binaries get SIGTERM (SIGKILL after a bound).
+        for p in c.execs.values_mut().chain(std::iter::once(&mut c.init)) {
+            p.held_io.stop_loggers();
+        }
         // Whatever never ran or outlived the init was killed with it.
         let now = SystemTime::now();
         for p in c.execs.values_mut().chain(std::iter::once(&mut c.init)) {
