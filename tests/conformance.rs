@@ -192,7 +192,11 @@ fn missing_entrypoint_fails_create(backend: &str, test: &str) {
         return;
     };
     for (id, arg0, says) in [
-        ("abs", "/bin/nonexistent", "\"/bin/nonexistent\" does not exist"),
+        (
+            "abs",
+            "/bin/nonexistent",
+            "\"/bin/nonexistent\" does not exist",
+        ),
         ("rel", "nonexistent", "\"nonexistent\" is not found"),
         ("dir", "/bin", "\"/bin\" is a directory"),
     ] {
@@ -205,6 +209,35 @@ fn missing_entrypoint_fails_create(backend: &str, test: &str) {
     let tasks = text(&env.ctr(&["task", "ls", "-q"]).stdout);
     assert!(tasks.trim().is_empty(), "tasks left: {tasks}");
     env.assert_clean(backend, &["abs", "rel", "dir"]);
+}
+
+/// stdin written well after the task started reaches it (no early EOF),
+/// and the client's close is the process's EOF. (containerd's
+/// TestContainerAttach.)
+fn stdin_written_late(backend: &str, test: &str) {
+    use std::io::Write;
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let args = env.run_args(backend, &["--rm"], "cat", &["/bin/cat"]);
+    let mut child = env
+        .ctr_cmd(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ctr run");
+    env.wait_status("cat", "RUNNING");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut stdin = child.stdin.take().expect("ctr's stdin");
+    stdin.write_all(b"late line\n").expect("writing stdin");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"second line\n").expect("writing stdin");
+    drop(stdin);
+    let out = child.wait_with_output().expect("ctr run");
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "late line\nsecond line\n");
+    env.assert_clean(backend, &["cat"]);
 }
 
 /// Delete of an exec that was added and never started answers exit status
@@ -321,6 +354,7 @@ fn pids_are_host_pids(backend: &str, test: &str) {
 }
 
 on_each_backend!(
+    stdin_written_late,
     missing_entrypoint_fails_create,
     kill_created_task,
     pids_are_host_pids,
