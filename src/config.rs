@@ -204,6 +204,7 @@ pub fn resolve(
             binary_name,
             root,
             systemd_cgroup,
+            ..
         } => (binary_name.as_str(), root.as_str(), *systemd_cgroup),
         _ => ("", "", false),
     };
@@ -422,6 +423,7 @@ mod tests {
             binary_name: "crun".into(),
             root: "/custom".into(),
             systemd_cgroup: false,
+            shim_cgroup: String::new(),
         };
         let c = resolve(&runc_opts, "n", Path::new("/none"), Some(path)).unwrap();
         assert_eq!(c.backend, Backend::Crun);

@@ -18,11 +18,13 @@ pub enum RuntimeOptions {
     /// Nothing was sent.
     #[default]
     None,
-    /// runc-style options: binary name, runtime root, cgroup driver.
+    /// runc-style options: binary name, runtime root, cgroup driver, and
+    /// the cgroup the shim itself goes in.
     Runc {
         binary_name: String,
         root: String,
         systemd_cgroup: bool,
+        shim_cgroup: String,
     },
     /// A nucleus.toml given by path or inline body.
     Config { path: String, body: String },
@@ -141,6 +143,7 @@ pub fn decode_any(any: &Any) -> Result<RuntimeOptions, OptionsError> {
                 binary_name: o.binary_name,
                 root: o.root,
                 systemd_cgroup: o.systemd_cgroup,
+                shim_cgroup: o.shim_cgroup,
             })
         }
         RUNTIME_OPTIONS => {
@@ -231,7 +234,8 @@ mod tests {
             RuntimeOptions::Runc {
                 binary_name: "/usr/bin/crun".into(),
                 root: "/r".into(),
-                systemd_cgroup: false
+                systemd_cgroup: false,
+                shim_cgroup: String::new(),
             }
         );
     }

@@ -354,6 +354,7 @@ fn pids_are_host_pids(backend: &str, test: &str) {
 }
 
 on_each_backend!(
+    shim_cgroup_and_oom_score,
     stdin_written_late,
     missing_entrypoint_fails_create,
     kill_created_task,
@@ -445,6 +446,97 @@ fn runc_root_option(backend: &str, test: &str) {
     assert!(out.status.success(), "task rm: {}", text(&out.stderr));
     let _ = env.ctr(&["containers", "rm", "box"]);
     env.assert_clean(backend, &["box"]);
+}
+
+/// The shim goes in the cgroup the client names for it (runc
+/// `Options.ShimCgroup`, containerd's `WithShimCgroup`), and its OOM score
+/// is containerd's plus one, as containerd-shim-runc-v2 places its own.
+/// (containerd's TestShimInCgroup, TestShimOOMScore.)
+fn shim_cgroup_and_oom_score(backend: &str, test: &str) {
+    let Some(env) = Env::start_with_env(
+        test,
+        backend,
+        Kind::Plain,
+        &[("NUCLEUS_CONFIG", "/nonexistent/nucleus.toml")],
+    ) else {
+        return;
+    };
+    if env.is_system() && Path::new(nucleus_shim::config::DEFAULT_CONFIG_PATH).exists() {
+        common::prerequisite(
+            false,
+            "no /etc/nucleus/nucleus.toml on the system containerd's host (it would name the runtime)",
+        );
+        return;
+    }
+    let rel = format!("nucleus-test/{}", env.namespace);
+    let root = Path::new("/sys/fs/cgroup");
+    let dirs: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
+        vec![root.join(&rel)]
+    } else {
+        ["memory", "pids"]
+            .iter()
+            .map(|h| root.join(h).join(&rel))
+            .collect()
+    };
+    for d in &dirs {
+        std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+    }
+    let rootfs = image_dir().join("rootfs").display().to_string();
+    let out = env.ctr(&[
+        "containers",
+        "create",
+        "--runtime",
+        RUNTIME,
+        "--rootfs",
+        &rootfs,
+        "box",
+        "/bin/sleep",
+        "1000",
+    ]);
+    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+    let mut options = RuncOptions::new();
+    options.binary_name =
+        runtime_binary(backend).map_or_else(|| backend.to_string(), |b| b.display().to_string());
+    options.shim_cgroup = format!("/{rel}");
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    tasks
+        .create_with_options(
+            "box",
+            "",
+            "",
+            Some((
+                "containerd.runc.v1.Options",
+                options.write_to_bytes().expect("runc options"),
+            )),
+        )
+        .expect("task create");
+    let shims = env.shim_pids();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    for d in &dirs {
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|l| l == shims[0].to_string()),
+            "shim {} not in {}: {procs:?}",
+            shims[0],
+            d.display()
+        );
+    }
+    let score = |pid: u32| -> i32 {
+        std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let containerd = env.containerd_pid().expect("containerd's pid");
+    assert_eq!(score(shims[0]), (score(containerd) + 1).min(1000));
+    tasks.start("box", "").expect("start");
+    env.finish("box");
+    env.assert_clean(backend, &["box"]);
+    for d in &dirs {
+        let _ = std::fs::remove_dir(d);
+        let _ = d.parent().map(std::fs::remove_dir);
+    }
 }
 
 mod runc_options {

@@ -4,6 +4,7 @@
 
 pub mod delete;
 pub mod harden;
+pub mod placement;
 pub mod socket;
 pub mod start;
 

@@ -11,8 +11,8 @@ use std::process::Stdio;
 use containerd_shim_protos::bootstrap_api::BootstrapResult;
 use containerd_shim_protos::protobuf::Message;
 
-use super::socket;
 use super::BootstrapError;
+use super::{placement, socket};
 use crate::cli::Flags;
 use crate::options::{self, StartInput};
 use crate::server::LISTENER_FD;
@@ -133,10 +133,12 @@ pub fn run(flags: &Flags) -> Result<Vec<u8>, BootstrapError> {
             return Err(e);
         }
     };
-    let recorded = write_address(&bundle, &address).and_then(|_| {
-        write_private(&bundle.join("shim.pid"), pid.to_string().as_bytes())
-            .map_err(|e| err(e.to_string()))
-    });
+    let recorded = placement::place(pid, input.options_any.as_deref())
+        .and_then(|()| write_address(&bundle, &address))
+        .and_then(|_| {
+            write_private(&bundle.join("shim.pid"), pid.to_string().as_bytes())
+                .map_err(|e| err(e.to_string()))
+        });
     if let Err(e) = recorded {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),

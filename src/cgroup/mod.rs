@@ -192,6 +192,54 @@ impl Cgroup {
     }
 }
 
+/// Moves process `pid` into the cgroup at `path` (relative to the cgroup
+/// root `root`, as a client names it: `/containerd/shim`): on v2 the one
+/// hierarchy, on v1 every hierarchy that has it (at least one must).
+pub fn join(root: &Path, path: &str, pid: u32) -> Result<(), CgroupError> {
+    let rel = Path::new(path.trim_start_matches('/'));
+    if rel.as_os_str().is_empty()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(CgroupError(format!(
+            "{path:?} is not a cgroup path (absolute, no . or ..)"
+        )));
+    }
+    let write = |dir: &Path| {
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string())
+            .map_err(|e| CgroupError(format!("{}: {e}", dir.join("cgroup.procs").display())))
+    };
+    if root.join("cgroup.controllers").exists() {
+        let dir = root.join(rel);
+        if !dir.is_dir() {
+            return Err(CgroupError(format!("{} does not exist", dir.display())));
+        }
+        return write(&dir);
+    }
+    let mut joined = 0;
+    let hierarchies =
+        std::fs::read_dir(root).map_err(|e| CgroupError(format!("{}: {e}", root.display())))?;
+    for h in hierarchies.flatten() {
+        // cpu and cpuacct are links to cpu,cpuacct: each hierarchy once.
+        if h.file_type().map(|t| !t.is_dir()).unwrap_or(true) {
+            continue;
+        }
+        let dir = h.path().join(rel);
+        if dir.is_dir() {
+            write(&dir)?;
+            joined += 1;
+        }
+    }
+    if joined == 0 {
+        return Err(CgroupError(format!(
+            "no cgroup v1 hierarchy under {} has it",
+            root.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The host mounts the unified (v2) hierarchy.
 pub fn host_unified() -> bool {
     Path::new(ROOT).join("cgroup.controllers").exists()
@@ -226,6 +274,38 @@ pub fn read_keyed(path: &Path) -> std::collections::HashMap<String, u64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn join_writes_the_pid_in_each_hierarchy_that_has_the_cgroup() {
+        // v2: one hierarchy.
+        let v2 = tempfile::tempdir().unwrap();
+        std::fs::write(v2.path().join("cgroup.controllers"), "cpu memory").unwrap();
+        std::fs::create_dir_all(v2.path().join("containerd/shim")).unwrap();
+        join(v2.path(), "/containerd/shim", 42).unwrap();
+        let procs = std::fs::read_to_string(v2.path().join("containerd/shim/cgroup.procs"));
+        assert_eq!(procs.unwrap(), "42");
+        let e = join(v2.path(), "/containerd/none", 42).unwrap_err();
+        assert!(e.0.contains("does not exist"), "{e}");
+        for bad in ["", "/", "/a/../b", "a/./b"] {
+            assert!(join(v2.path(), bad, 42).is_err(), "{bad:?}");
+        }
+        // v1: every hierarchy that has it; links (cpu -> cpu,cpuacct) once.
+        let v1 = tempfile::tempdir().unwrap();
+        for h in [
+            "memory/containerd/shim",
+            "cpu,cpuacct/containerd/shim",
+            "pids",
+        ] {
+            std::fs::create_dir_all(v1.path().join(h)).unwrap();
+        }
+        std::os::unix::fs::symlink("cpu,cpuacct", v1.path().join("cpu")).unwrap();
+        join(v1.path(), "containerd/shim", 7).unwrap();
+        for h in ["memory", "cpu,cpuacct"] {
+            let f = v1.path().join(h).join("containerd/shim/cgroup.procs");
+            assert_eq!(std::fs::read_to_string(f).unwrap(), "7");
+        }
+        assert!(join(v1.path(), "nowhere", 7).is_err());
+    }
 
     #[test]
     fn paths_from_both_drivers() {

@@ -92,12 +92,30 @@ impl Containerd {
     /// Creates the task of container `id` (a container whose spec names its
     /// rootfs, as `ctr containers create --rootfs` makes) with the given stdio.
     pub fn create(&self, id: &str, stdout: &str, stderr: &str) -> Result<u32, Status> {
-        let message = CreateTaskRequest {
+        self.create_with_options(id, stdout, stderr, None)
+    }
+
+    /// [`Containerd::create`] with task options (`type_url`, encoded value),
+    /// as the Go client's `NewTask(.., WithShimCgroup(..))` sends them.
+    pub fn create_with_options(
+        &self,
+        id: &str,
+        stdout: &str,
+        stderr: &str,
+        options: Option<(&str, Vec<u8>)>,
+    ) -> Result<u32, Status> {
+        let mut message = CreateTaskRequest {
             container_id: id.to_string(),
             stdout: stdout.to_string(),
             stderr: stderr.to_string(),
             ..Default::default()
         };
+        if let Some((type_url, value)) = options {
+            let mut any = message.options.take().unwrap_or_default();
+            any.type_url = type_url.to_string();
+            any.value = value;
+            message.options = Some(any);
+        }
         let req = in_namespace(&self.namespace, message)?;
         self.runtime
             .block_on(self.client().create(req))

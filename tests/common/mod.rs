@@ -821,6 +821,18 @@ impl Env {
         child.wait_with_output().expect("reaping ctr")
     }
 
+    /// The pid of this test's containerd.
+    pub fn containerd_pid(&self) -> Option<u32> {
+        if self.system {
+            let out = Command::new("systemctl")
+                .args(["show", "-p", "MainPID", "--value", "containerd"])
+                .output()
+                .ok()?;
+            return text(&out.stdout).trim().parse().ok().filter(|p| *p > 0);
+        }
+        self.containerd.as_ref().map(|c| c.id())
+    }
+
     /// Whether this test runs against the system's containerd.
     pub fn is_system(&self) -> bool {
         self.system
