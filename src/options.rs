@@ -11,6 +11,9 @@ use containerd_shim_protos::shim::oci::Options as RuncOptions;
 pub const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
 /// Type name of CRI's generic runtime options (ConfigPath / ConfigBody).
 pub const RUNTIME_OPTIONS: &str = "runtimeoptions.v1.Options";
+/// Type name of the task options containerd's Go client sends to a runtime
+/// whose name is not io.containerd.runc.* (`runctypes.CreateOptions`).
+pub const RUNC_CREATE_OPTIONS: &str = "containerd.linux.runc.CreateOptions";
 
 /// Runtime options in the shapes the shim understands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,6 +31,14 @@ pub enum RuntimeOptions {
     },
     /// A nucleus.toml given by path or inline body.
     Config { path: String, body: String },
+    /// Task options for a runtime that is not runc.v2: the shim's cgroup
+    /// and the owner of the IO (user namespaces); the config comes from
+    /// the default nucleus.toml.
+    RuncCreate {
+        shim_cgroup: String,
+        io_uid: u32,
+        io_gid: u32,
+    },
 }
 
 /// What containerd 2.3+ sends on `start`'s stdin, reduced to what the shim uses.
@@ -151,8 +162,10 @@ pub fn decode_any(any: &Any) -> Result<RuntimeOptions, OptionsError> {
                 .map_err(|e| OptionsError(format!("malformed {RUNTIME_OPTIONS}: {e}")))?;
             Ok(RuntimeOptions::Config { path, body })
         }
+        RUNC_CREATE_OPTIONS => decode_create_options(&any.value)
+            .map_err(|e| OptionsError(format!("malformed {RUNC_CREATE_OPTIONS}: {e}"))),
         other => Err(OptionsError(format!(
-            "unsupported runtime options type {other:?} (expected {RUNC_OPTIONS} or {RUNTIME_OPTIONS})"
+            "unsupported runtime options type {other:?} (expected {RUNC_OPTIONS}, {RUNTIME_OPTIONS} or {RUNC_CREATE_OPTIONS})"
         ))),
     }
 }
@@ -176,6 +189,30 @@ fn decode_runtimeoptions(data: &[u8]) -> Result<(String, String), String> {
         }
     }
     Ok((path, body))
+}
+
+/// `runtimectypes.CreateOptions`: of its fields the shim uses
+/// `string shim_cgroup = 9; uint32 io_uid = 10; uint32 io_gid = 11;`.
+fn decode_create_options(data: &[u8]) -> Result<RuntimeOptions, String> {
+    let mut input = CodedInputStream::from_bytes(data);
+    let (mut shim_cgroup, mut io_uid, mut io_gid) = (String::new(), 0, 0);
+    while let Some(tag) = input.read_raw_tag_or_eof().map_err(|e| e.to_string())? {
+        match tag {
+            74 => shim_cgroup = input.read_string().map_err(|e| e.to_string())?,
+            80 => io_uid = input.read_uint32().map_err(|e| e.to_string())?,
+            88 => io_gid = input.read_uint32().map_err(|e| e.to_string())?,
+            t => {
+                let wire = containerd_shim_protos::protobuf::rt::WireType::new(t & 7)
+                    .ok_or_else(|| format!("bad wire type in tag {t}"))?;
+                input.skip_field(wire).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(RuntimeOptions::RuncCreate {
+        shim_cgroup,
+        io_uid,
+        io_gid,
+    })
 }
 
 /// Encodes runtimeoptions (for tests and tools).
@@ -221,6 +258,39 @@ mod tests {
     #[test]
     fn empty_stdin_is_no_options() {
         assert_eq!(decode_start_stdin(b"").unwrap(), StartInput::default());
+    }
+
+    #[test]
+    fn runc_create_options_from_go_clients_of_other_runtimes() {
+        let mut value = Vec::new();
+        {
+            let mut os = containerd_shim_protos::protobuf::CodedOutputStream::vec(&mut value);
+            os.write_bool(1, true).unwrap(); // no_pivot_root: skipped
+            os.write_string(7, "x").unwrap(); // cgroups_mode: skipped
+            os.write_string(9, "/containerd/shim").unwrap();
+            os.write_uint32(10, 1000).unwrap();
+            os.write_uint32(11, 2000).unwrap();
+            os.flush().unwrap();
+        }
+        let any = Any {
+            type_url: format!("type.googleapis.com/{RUNC_CREATE_OPTIONS}"),
+            value,
+            ..Default::default()
+        };
+        assert_eq!(
+            decode_any(&any).unwrap(),
+            RuntimeOptions::RuncCreate {
+                shim_cgroup: "/containerd/shim".into(),
+                io_uid: 1000,
+                io_gid: 2000
+            }
+        );
+        let bad = Any {
+            type_url: RUNC_CREATE_OPTIONS.into(),
+            value: vec![74, 200],
+            ..Default::default()
+        };
+        assert!(decode_any(&bad).unwrap_err().0.contains("malformed"));
     }
 
     #[test]

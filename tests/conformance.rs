@@ -240,6 +240,52 @@ fn stdin_written_late(backend: &str, test: &str) {
     env.assert_clean(backend, &["cat"]);
 }
 
+/// The task options containerd's Go client sends a runtime whose name is
+/// not io.containerd.runc.* (`runctypes.CreateOptions`, e.g. with the IO
+/// owner of a user-namespaced container) are understood: the task runs and
+/// its exit status comes back. (containerd's TestUserNamespaces.)
+fn runc_create_task_options(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let rootfs = image_dir().join("rootfs").display().to_string();
+    let config = env.config(backend);
+    let out = env.ctr(&[
+        "containers",
+        "create",
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        &config,
+        "--rootfs",
+        &rootfs,
+        "box",
+        "/bin/false",
+    ]);
+    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+    let mut value = Vec::new();
+    {
+        let mut os = containerd_shim_protos::protobuf::CodedOutputStream::vec(&mut value);
+        os.write_uint32(10, 1000).expect("io_uid");
+        os.write_uint32(11, 2000).expect("io_gid");
+        os.flush().expect("encoding");
+    }
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    tasks
+        .create_with_options(
+            "box",
+            "",
+            "",
+            Some(("containerd.linux.runc.CreateOptions", value)),
+        )
+        .expect("task create with runctypes.CreateOptions");
+    tasks.start("box", "").expect("start");
+    assert_eq!(tasks.wait("box", "").expect("wait"), 1);
+    assert_eq!(tasks.delete("box").expect("delete").exit_status, 1);
+    let _ = env.ctr(&["containers", "rm", "box"]);
+    env.assert_clean(backend, &["box"]);
+}
+
 /// Delete of an exec that was added and never started answers exit status
 /// 0 (nothing ran, nothing exited), as containerd-shim-runc-v2 does; the
 /// container goes on. (containerd's TestDeleteContainerExecCreated.)
@@ -354,6 +400,7 @@ fn pids_are_host_pids(backend: &str, test: &str) {
 }
 
 on_each_backend!(
+    runc_create_task_options,
     shim_cgroup_and_oom_score,
     stdin_written_late,
     missing_entrypoint_fails_create,

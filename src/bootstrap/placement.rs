@@ -15,7 +15,8 @@ const OOM_SCORE_ADJ_MAX: i32 = 1000;
 /// containerd) after the start options `options_any` (encoded Any).
 pub fn place(pid: u32, options_any: Option<&[u8]>) -> Result<(), BootstrapError> {
     let shim_cgroup = match options_any.map(options::decode_any_bytes) {
-        Some(Ok(RuntimeOptions::Runc { shim_cgroup, .. })) => shim_cgroup,
+        Some(Ok(RuntimeOptions::Runc { shim_cgroup, .. }))
+        | Some(Ok(RuntimeOptions::RuncCreate { shim_cgroup, .. })) => shim_cgroup,
         _ => String::new(),
     };
     if !shim_cgroup.is_empty() {
