@@ -286,6 +286,47 @@ fn runc_create_task_options(backend: &str, test: &str) {
     env.assert_clean(backend, &["box"]);
 }
 
+/// An exec's stdin written after it started reaches it, also when the
+/// client closes it (CloseIO) right after writing, and that close is its
+/// EOF. (containerd's TestContainerAttachProcess.)
+fn exec_stdin_written_late(backend: &str, test: &str) {
+    use std::io::Write;
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    env.sleeper(backend, "box");
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    let stdin = env.dir.join("cat.in");
+    nix::unistd::mkfifo(&stdin, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let stdout = env.dir.join("cat.out");
+    let reader = fifo_reader(&stdout);
+    tasks
+        .exec_with_stdin(
+            "box",
+            "cat",
+            &process(&["/bin/cat"]),
+            false,
+            &stdin.display().to_string(),
+            &stdout.display().to_string(),
+        )
+        .expect("exec");
+    tasks.start("box", "cat").expect("start");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Written, closed, and CloseIO at once, as containerd's client does.
+    let mut w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&stdin)
+        .expect("stdin FIFO");
+    w.write_all(b"hello\nhello\n").expect("writing stdin");
+    drop(w);
+    tasks.close_stdin("box", "cat").expect("CloseIO");
+    assert_eq!(tasks.wait("box", "cat").expect("wait"), 0);
+    assert_eq!(reader.join().expect("the FIFO reader"), "hello\nhello\n");
+    tasks.delete_process("box", "cat").expect("delete");
+    env.finish("box");
+    env.assert_clean(backend, &["box"]);
+}
+
 /// Delete of an exec that was added and never started answers exit status
 /// 0 (nothing ran, nothing exited), as containerd-shim-runc-v2 does; the
 /// container goes on. (containerd's TestDeleteContainerExecCreated.)
@@ -400,6 +441,7 @@ fn pids_are_host_pids(backend: &str, test: &str) {
 }
 
 on_each_backend!(
+    exec_stdin_written_late,
     runc_create_task_options,
     shim_cgroup_and_oom_score,
     stdin_written_late,

@@ -76,12 +76,33 @@ fn wait(fd: &OwnedFd, flags: PollFlags, cancel: &EventFd) -> bool {
     }
 }
 
+/// What is in the FIFO now goes to `dest` as far as it takes it without
+/// waiting: a client that writes and then closes stdin (CloseIO) right away
+/// loses nothing the process would read.
+fn drain_now(src: &OwnedFd, dest: &OwnedFd, buf: &mut [u8]) {
+    loop {
+        let n = match nix::unistd::read(src.as_fd(), buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut off = 0;
+        while off < n {
+            match nix::unistd::write(dest, &buf[off..n]) {
+                Ok(w) => off += w,
+                Err(nix::Error::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 fn copy(src: OwnedFd, dest: OwnedFd, cancel: &EventFd) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         // Before the client's writer ever connects, a FIFO polls as not
         // ready (no POLLHUP): this also waits for the client to show up.
         if !wait(&src, PollFlags::POLLIN, cancel) {
+            drain_now(&src, &dest, &mut buf);
             return;
         }
         let n = match nix::unistd::read(src.as_fd(), &mut buf) {
@@ -144,6 +165,24 @@ mod tests {
         r.read_to_end(&mut all).unwrap();
         assert!(start.elapsed() < Duration::from_secs(5));
         assert!(!all.is_empty());
+    }
+
+    #[test]
+    fn close_right_after_a_write_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fifo(dir.path());
+        for _ in 0..20 {
+            let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+            let copy = StdinCopy::start(&path, wr).unwrap();
+            let mut client = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            client.write_all(b"hello\nhello\n").unwrap();
+            drop(client);
+            copy.close();
+            drop(copy);
+            let mut all = Vec::new();
+            std::fs::File::from(rd).read_to_end(&mut all).unwrap();
+            assert_eq!(all, b"hello\nhello\n");
+        }
     }
 
     #[test]

@@ -9,9 +9,9 @@ use std::time::Duration;
 use ::containerd_client::services::v1::containers_client::ContainersClient;
 use ::containerd_client::services::v1::tasks_client::TasksClient;
 use ::containerd_client::services::v1::{
-    CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, DeleteProcessRequest,
-    DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, ListPidsRequest, StartRequest,
-    UpdateTaskRequest, WaitRequest,
+    CloseIoRequest, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest,
+    ListPidsRequest, StartRequest, UpdateTaskRequest, WaitRequest,
 };
 use ::containerd_client::tonic::transport::Channel;
 use ::containerd_client::tonic::{Code, Request, Status};
@@ -143,10 +143,24 @@ impl Containerd {
         terminal: bool,
         stdout: &str,
     ) -> Result<(), Status> {
+        self.exec_with_stdin(id, exec_id, spec, terminal, "", stdout)
+    }
+
+    /// [`Containerd::exec`] with a stdin FIFO.
+    pub fn exec_with_stdin(
+        &self,
+        id: &str,
+        exec_id: &str,
+        spec: &serde_json::Value,
+        terminal: bool,
+        stdin: &str,
+        stdout: &str,
+    ) -> Result<(), Status> {
         let mut message = ExecProcessRequest {
             container_id: id.to_string(),
             exec_id: exec_id.to_string(),
             terminal,
+            stdin: stdin.to_string(),
             stdout: stdout.to_string(),
             spec: Some(Default::default()),
             ..Default::default()
@@ -157,6 +171,19 @@ impl Containerd {
         }
         let req = in_namespace(&self.namespace, message)?;
         self.runtime.block_on(self.client().exec(req)).map(|_| ())
+    }
+
+    /// Closes the process's stdin (the Go client's `CloseIO(WithStdinCloser)`).
+    pub fn close_stdin(&self, id: &str, exec_id: &str) -> Result<(), Status> {
+        let message = CloseIoRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            stdin: true,
+        };
+        let req = in_namespace(&self.namespace, message)?;
+        self.runtime
+            .block_on(self.client().close_io(req))
+            .map(|_| ())
     }
 
     /// Waits for the init (`exec_id` empty) or an exec; its exit status.
