@@ -87,6 +87,80 @@ fn exec_terminal_from_request(backend: &str, test: &str) {
     env.assert_clean(backend, &["box"]);
 }
 
+/// A FIFO at `path` read slowly (4 KiB a millisecond) until `stop` is set,
+/// then closed at once, as containerd's client closes its FIFOs (its IO's
+/// Cancel) right after Delete returns: what was not read by then is lost.
+/// Once `pause_at` shows up it stops reading for 1.5 s (a busy client):
+/// the process then ends with its last output still in the pipes.
+fn slow_cancelled_reader(
+    path: &Path,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pause_at: &'static [u8],
+) -> JoinHandle<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .expect("opening the FIFO");
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut paused = false;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            match f.read(&mut buf) {
+                Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => {}
+            }
+            let tail = &out[out.len().saturating_sub(2 * 4096)..];
+            if !paused && tail.windows(pause_at.len()).any(|w| w == pause_at) {
+                paused = true;
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        out
+    })
+}
+
+/// A terminal exec's large output reaches the client whole even when the
+/// client reads slowly, pauses near the end, and stops reading the moment
+/// Delete returns (as containerd's client does): Delete answers once the
+/// output has moved.
+/// (containerd's TestContainerExecLargeOutputWithTTY.)
+fn tty_exec_output_whole_at_delete(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    env.sleeper(backend, "box");
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    // Paused where the rest fits the pipes (the process ends during the
+    // pause), and where it does not (on runsc the relay then holds it).
+    for (round, pause_at) in [b" 995000 ", b" 985000 "].into_iter().enumerate() {
+        let fifo = env.dir.join(format!("seq-{round}.out"));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = slow_cancelled_reader(&fifo, stop.clone(), pause_at);
+        let spec = process(&["/bin/sh", "-c", "seq -s ' ' 1000000"]);
+        tasks
+            .exec("box", "seq", &spec, true, &fifo.display().to_string())
+            .expect("exec");
+        tasks.start("box", "seq").expect("start");
+        assert_eq!(tasks.wait("box", "seq").expect("wait"), 0);
+        tasks.delete_process("box", "seq").expect("delete");
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let out = String::from_utf8_lossy(&reader.join().expect("reader")).into_owned();
+        let tail = &out[out.len().saturating_sub(30)..];
+        assert!(
+            out.trim_end().ends_with("999999 1000000"),
+            "round {round}: {} bytes, ending {tail:?}",
+            out.len()
+        );
+    }
+    env.finish("box");
+    env.assert_clean(backend, &["box"]);
+}
+
 /// Update applies to a task that is created and not started (its limits
 /// hold from its first instruction), as containerd-shim-runc-v2 allows;
 /// Pids and metrics answer for it. (containerd's TestTaskUpdate,
@@ -441,6 +515,7 @@ fn pids_are_host_pids(backend: &str, test: &str) {
 }
 
 on_each_backend!(
+    tty_exec_output_whole_at_delete,
     exec_stdin_written_late,
     runc_create_task_options,
     shim_cgroup_and_oom_score,

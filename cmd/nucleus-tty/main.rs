@@ -690,16 +690,23 @@ fn wait_blocking(child: sys::pid_t) -> i32 {
 }
 
 /// After the program exited: what it wrote is already in the pty; pass it
-/// on after `out` (bounded in time, in case the terminal's reader is gone).
+/// on after `out`, for as long as the terminal's reader takes it: it gives
+/// up only when no byte went out for a while (the reader is gone), never
+/// while a slow reader still reads.
 fn drain(master: RawFd, mut out: Pending) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+    let mut progress = std::time::Instant::now();
     loop {
         if out.is_empty() && (!out.fill(master) || out.is_empty()) {
             return;
         }
         while !out.is_empty() {
-            if std::time::Instant::now() > deadline || !out.flush(1) {
+            let before = out.at;
+            if progress.elapsed() > IDLE || !out.flush(1) {
                 return;
+            }
+            if out.at != before {
+                progress = std::time::Instant::now();
             }
             if !out.is_empty() {
                 let mut fd = [sys::PollFd {

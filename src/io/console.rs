@@ -386,6 +386,8 @@ pub struct Console {
     master: Arc<OwnedFd>,
     /// The master -> stdout copy ended (the process side closed).
     pub output_done: Arc<AtomicBool>,
+    /// Bytes that copy moved so far (its progress, while a client reads).
+    pub output_copied: Arc<AtomicU64>,
 }
 
 impl Console {
@@ -399,6 +401,7 @@ impl Console {
     ) -> Result<Console, IoError> {
         let master = Arc::new(master);
         let output_done = Arc::new(AtomicBool::new(stdout.is_empty()));
+        let output_copied = Arc::new(AtomicU64::new(0));
         if !stdout.is_empty() {
             keepalive.push(super::open_path(
                 stdout,
@@ -407,15 +410,16 @@ impl Console {
             let wr = super::open_path(stdout, OFlag::O_WRONLY | OFlag::O_NONBLOCK)?;
             super::set_blocking(&wr, stdout)?;
             let out = std::fs::File::from(wr);
-            let (m, done) = (master.clone(), output_done.clone());
+            let (m, done, copied) = (master.clone(), output_done.clone(), output_copied.clone());
             spawn("console-out", move || {
-                copy(&m, out);
+                copy(&m, out, &copied);
                 done.store(true, Ordering::SeqCst);
             })?;
         }
         Ok(Console {
             master,
             output_done,
+            output_copied,
         })
     }
 
@@ -439,7 +443,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), IoError> {
 }
 
 /// Master -> output until the process side closes (EIO) or the output fails.
-fn copy(master: &OwnedFd, mut out: std::fs::File) {
+fn copy(master: &OwnedFd, mut out: std::fs::File, copied: &AtomicU64) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match nix::unistd::read(master.as_fd(), &mut buf) {
@@ -448,6 +452,7 @@ fn copy(master: &OwnedFd, mut out: std::fs::File) {
                 if out.write_all(&buf[..n]).is_err() {
                     break;
                 }
+                copied.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(nix::Error::EINTR) => continue,
             // The stdin copy shares the master's file description and makes

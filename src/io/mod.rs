@@ -16,7 +16,7 @@ pub mod stdin;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,11 +82,11 @@ impl HeldIo {
     /// A watch on the output FIFOs if they hold bytes no client has read
     /// yet; None when they are empty (the usual case) or cannot be watched.
     pub fn unread_output(&self) -> Option<OutputDrain> {
-        let copies: Vec<Arc<AtomicBool>> = self
+        let copies: Vec<(Arc<AtomicBool>, Arc<AtomicU64>)> = self
             .console
             .iter()
-            .map(|c| c.output_done.clone())
-            .filter(|d| !d.load(Ordering::SeqCst))
+            .filter(|c| !c.output_done.load(Ordering::SeqCst))
+            .map(|c| (c.output_done.clone(), c.output_copied.clone()))
             .collect();
         if unread(&self.output_keepalive) == 0 && copies.is_empty() {
             return None;
@@ -120,7 +120,8 @@ fn unread(fds: &[OwnedFd]) -> usize {
 #[derive(Debug)]
 pub struct OutputDrain {
     fds: Vec<OwnedFd>,
-    copies: Vec<Arc<AtomicBool>>,
+    /// Terminal copies: whether each ended, and the bytes it moved.
+    copies: Vec<(Arc<AtomicBool>, Arc<AtomicU64>)>,
 }
 
 impl OutputDrain {
@@ -131,19 +132,37 @@ impl OutputDrain {
     /// Upper bound whatever the readers do.
     pub const LIMIT: Duration = Duration::from_secs(5);
 
-    /// Blocks until the FIFOs are empty, no byte was read for [`Self::IDLE`],
-    /// or [`Self::LIMIT`] passed. Returns the bytes left unread.
+    /// Upper bound for Delete, which must not return while output moves:
+    /// containerd's client stops reading the FIFOs as soon as Delete returns.
+    pub const DELETE_LIMIT: Duration = Duration::from_secs(60);
+    /// At Delete the client is reading (it waits on Delete to stop): a
+    /// longer pause there (a busy client) is still not giving up.
+    pub const DELETE_IDLE: Duration = Duration::from_secs(3);
+
+    /// Blocks until the FIFOs are empty and the terminal copies ended, no
+    /// byte moved for [`Self::IDLE`], or [`Self::LIMIT`] passed. Returns
+    /// the bytes left unread.
     pub fn wait(&self) -> usize {
+        self.wait_for(Self::IDLE, Self::LIMIT)
+    }
+
+    /// [`Self::wait`] giving up after `idle` without progress or `limit`.
+    pub fn wait_for(&self, idle: Duration, limit: Duration) -> usize {
         let start = Instant::now();
-        let copying = || self.copies.iter().any(|d| !d.load(Ordering::SeqCst));
-        let mut last = (unread(&self.fds), copying());
+        let state = || {
+            let copying = self.copies.iter().any(|(d, _)| !d.load(Ordering::SeqCst));
+            let moved: u64 = self
+                .copies
+                .iter()
+                .map(|(_, n)| n.load(Ordering::Relaxed))
+                .sum();
+            (unread(&self.fds), copying, moved)
+        };
+        let mut last = state();
         let mut changed = start;
-        while (last.0 > 0 || last.1)
-            && changed.elapsed() < Self::IDLE
-            && start.elapsed() < Self::LIMIT
-        {
+        while (last.0 > 0 || last.1) && changed.elapsed() < idle && start.elapsed() < limit {
             std::thread::sleep(Self::TICK);
-            let now = (unread(&self.fds), copying());
+            let now = state();
             if now != last {
                 changed = Instant::now();
                 last = now;

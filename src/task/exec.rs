@@ -284,6 +284,7 @@ impl TaskService {
 
     pub(super) fn delete_exec(&self, req: DeleteRequest) -> Result<DeleteResponse, TaskError> {
         let what = label(&req.id, &req.exec_id);
+        self.drain_before_delete(&req.id, &req.exec_id);
         let mut inner = self.lock();
         let c = inner.get_mut(&req.id)?;
         let p = c

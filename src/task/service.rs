@@ -342,6 +342,7 @@ impl TaskService {
             return self.delete_exec(req);
         }
         self.wait_drained(&req.id);
+        self.drain_before_delete(&req.id, "");
         let c = {
             let mut inner = self.lock();
             let c = inner.get(&req.id)?;
@@ -391,6 +392,32 @@ impl TaskService {
         log::info!("container {}: deleted", req.id);
         answer_all(reports);
         Ok(delete_response(c.init.pid, status, at))
+    }
+
+    /// Output of an exited process still on its way to the client is given
+    /// time before Delete answers: containerd's client stops reading the
+    /// FIFOs as soon as Delete returns (its IO's Cancel closes them), so a
+    /// terminal copy still running or bytes still in a FIFO would be lost.
+    /// Waits while output moves (see [`crate::io::OutputDrain`]).
+    pub(super) fn drain_before_delete(&self, id: &str, exec_id: &str) {
+        let drain = {
+            let inner = self.lock();
+            inner
+                .process(id, exec_id)
+                .ok()
+                .filter(|p| p.exit.is_some())
+                .and_then(|p| p.held_io.unread_output())
+        };
+        if let Some(d) = drain {
+            use crate::io::OutputDrain;
+            let left = d.wait_for(OutputDrain::DELETE_IDLE, OutputDrain::DELETE_LIMIT);
+            if left > 0 {
+                log::warn!(
+                    "{}: deleted with {left} bytes of output no client read",
+                    label(id, exec_id)
+                );
+            }
+        }
     }
 
     /// Output still on its way to a client is given its bounded time
