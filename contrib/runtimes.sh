@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Unpacks the OCI runtimes of newer Debian suites beside the host's own, for
-# the end-to-end suites: Debian 13's (trixie) and sid's runc, crun and runsc
+# the end-to-end suites: Debian 13's (trixie) and sid's runc, crun and runsc,
+# and CRIU (checkpoint/restore; bookworm's 3.17 cannot dump on this kernel)
 # under ROOT/<suite>/ (ROOT: $NUCLEUS_RUNTIMES_DIR, default
 # /opt/nucleus-test/runtimes), e.g. ROOT/trixie/usr/sbin/runc. Nothing is
 # installed system-wide: the host keeps bookworm's runtimes. Packages come
@@ -14,10 +15,10 @@
 # (patchelf, which contrib/setup-host.sh installs) to use the tree's loader
 # and libraries: --set-interpreter and an RPATH (not RUNPATH: RPATH also
 # applies to the libraries' own dependencies).
-# runsc is static and runs as shipped.
+# runsc is static and runs as shipped. criu is patched like runc and crun.
 #
 # Each tree gets ROOT/<suite>/nucleus-runtimes.env (NUCLEUS_RUNC=...,
-# NUCLEUS_CRUN=..., NUCLEUS_RUNSC=..., the variables tests/common/mod.rs
+# NUCLEUS_CRUN=..., NUCLEUS_RUNSC=..., NUCLEUS_CRIU=..., the variables tests/common/mod.rs
 # reads) and ROOT/<suite>/nucleus-runtimes.packages (package version lines).
 # Idempotent: a suite is unpacked again only when the archive offers other
 # versions than the tree holds (or the tree does not verify); when the
@@ -38,9 +39,11 @@ for tool in patchelf file flock; do
 done
 
 # Where each runtime sits in its package, and the variable naming it.
-declare -A bin_of=([runc]=usr/sbin/runc [crun]=usr/bin/crun [runsc]=usr/bin/runsc)
-declare -A var_of=([runc]=NUCLEUS_RUNC [crun]=NUCLEUS_CRUN [runsc]=NUCLEUS_RUNSC)
-runtimes=(runc crun runsc)
+declare -A bin_of=([runc]=usr/sbin/runc [crun]=usr/bin/crun [runsc]=usr/bin/runsc [criu]=usr/sbin/criu)
+declare -A var_of=([runc]=NUCLEUS_RUNC [crun]=NUCLEUS_CRUN [runsc]=NUCLEUS_RUNSC [criu]=NUCLEUS_CRIU)
+runtimes=(runc crun runsc criu)
+# Loaded at run time, not linked: crun dlopens libcriu for checkpoint.
+dlopened=(libcriu2)
 
 die() { echo "runtimes.sh: $*" >&2; exit 1; }
 
@@ -87,8 +90,8 @@ report() {
   local tree=$1 r line
   line="runtimes.sh: $suite:"
   for r in "${runtimes[@]}"; do
-    line+=" $r $("$tree/${bin_of[$r]}" --version 2>&1 | sed -n '1s/^[a-z]* version //p')"
-    [ "$r" = runsc ] || line+=","
+    line+=" $r $("$tree/${bin_of[$r]}" --version 2>&1 | sed -n '1s/^[a-z]* version //ip; 1s/^Version: //p')"
+    [ "$r" = criu ] || line+=","
   done
   echo "$line ($tree)"
 }
@@ -123,9 +126,9 @@ SRC
   # The runtimes and the library packages they depend on, recursively
   # (libc6, libseccomp2, libcap2, libsystemd0, libyajl2 or libjson-c5,
   # libblake3-0, ...), each at the suite's version.
-  pkgs=$( (echo "${runtimes[@]}" | tr ' ' '\n'
+  pkgs=$( (echo "${runtimes[@]}" "${dlopened[@]}" | tr ' ' '\n'
     apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
-      --no-breaks --no-replaces --no-enhances "${runtimes[@]}" | grep -v '^ ' | grep '^lib') | sort -u)
+      --no-breaks --no-replaces --no-enhances "${runtimes[@]}" "${dlopened[@]}" | grep -v '^ ' | grep '^lib') | sort -u)
   # shellcheck disable=SC2086
   wanted=$(apt-cache "${apt_opts[@]}" show --no-all-versions $pkgs \
     | awk '/^Package: /{p=$2} /^Version: /{print p, $2}' | sort -u)

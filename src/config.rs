@@ -61,6 +61,12 @@ pub struct RuntimeSection {
     /// of the sandbox's own (see `Backend::relays_terminal`).
     #[serde(default)]
     pub runsc_host_terminal: bool,
+    /// How a process's output reaches the client's FIFOs: `direct` (the
+    /// default: the process writes into the FIFOs, the shim copies nothing)
+    /// or `copy` (the process writes into pipes the shim copies from, as
+    /// containerd-shim-runc-v2 does: what CRIU needs to checkpoint it, since
+    /// the FIFOs live on a mount the container cannot see).
+    pub stdio: Option<String>,
 }
 
 /// Everything the shim needs to drive a runtime for one container.
@@ -75,6 +81,8 @@ pub struct Config {
     pub runsc_pod_host_stack: bool,
     /// See [`RuntimeSection::runsc_host_terminal`].
     pub runsc_host_terminal: bool,
+    /// `stdio = "copy"`: see [`RuntimeSection::stdio`].
+    pub copy_stdio: bool,
     /// The hardening policy.
     pub policy: Policy,
     /// Where the settings came from, for logs and errors.
@@ -127,6 +135,13 @@ impl FileConfig {
             if !root.starts_with('/') {
                 return Err(ConfigError(format!(
                     "config {origin}: runtime.root = {root:?} must be an absolute path"
+                )));
+            }
+        }
+        if let Some(stdio) = &r.stdio {
+            if stdio != "direct" && stdio != "copy" {
+                return Err(ConfigError(format!(
+                    "config {origin}: runtime.stdio = {stdio:?} is not one of \"direct\", \"copy\""
                 )));
             }
         }
@@ -252,6 +267,7 @@ pub fn resolve(
         systemd_cgroup: r.systemd_cgroup || runc_systemd,
         runsc_pod_host_stack: r.runsc_pod_host_stack,
         runsc_host_terminal: r.runsc_host_terminal,
+        copy_stdio: r.stdio.as_deref() == Some("copy"),
         policy: file.policy.clone(),
         source,
     })
@@ -428,6 +444,39 @@ mod tests {
         let c = resolve(&runc_opts, "n", Path::new("/none"), Some(path)).unwrap();
         assert_eq!(c.backend, Backend::Crun);
         assert_eq!(c.root, PathBuf::from("/custom/n"));
+    }
+
+    #[test]
+    fn stdio_mode_is_direct_or_copy() {
+        let d = fake_bin_dir(&["runc"]);
+        let path = d.path().to_str().unwrap();
+        let resolve_body = |body: &str| {
+            let opts = RuntimeOptions::Config {
+                path: String::new(),
+                body: body.into(),
+            };
+            resolve(&opts, "n", Path::new("/none"), Some(path))
+        };
+        assert!(
+            !resolve_body("[runtime]\nname = \"runc\"\n")
+                .unwrap()
+                .copy_stdio
+        );
+        assert!(
+            resolve_body("[runtime]\nstdio = \"copy\"\n")
+                .unwrap()
+                .copy_stdio
+        );
+        assert!(
+            !resolve_body("[runtime]\nstdio = \"direct\"\n")
+                .unwrap()
+                .copy_stdio
+        );
+        let e = resolve_body("[runtime]\nstdio = \"pipes\"\n").unwrap_err();
+        assert!(
+            e.0.contains("runtime.stdio") && e.0.contains("ConfigBody"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 pub mod console;
 pub mod logging_uri;
+pub mod output_copy;
 pub mod stdin;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -37,6 +38,8 @@ pub struct StdioPaths {
     pub stdout: String,
     pub stderr: String,
     pub terminal: bool,
+    /// Output FIFOs through pipes the shim copies ([`output_copy`]).
+    pub copy_output: bool,
 }
 
 /// What the shim keeps for a process's lifetime.
@@ -52,6 +55,8 @@ pub struct HeldIo {
     pub console_socket: Option<console::ConsoleSocket>,
     /// Logging binaries of a binary:// log URI.
     pub loggers: Vec<logging_uri::Logger>,
+    /// Output copies (`stdio = "copy"`).
+    pub output_copies: Vec<output_copy::CopyProgress>,
 }
 
 impl HeldIo {
@@ -85,8 +90,13 @@ impl HeldIo {
         let copies: Vec<(Arc<AtomicBool>, Arc<AtomicU64>)> = self
             .console
             .iter()
-            .filter(|c| !c.output_done.load(Ordering::SeqCst))
             .map(|c| (c.output_done.clone(), c.output_copied.clone()))
+            .chain(
+                self.output_copies
+                    .iter()
+                    .map(|c| (c.done.clone(), c.bytes.clone())),
+            )
+            .filter(|(done, _)| !done.load(Ordering::SeqCst))
             .collect();
         if unread(&self.output_keepalive) == 0 && copies.is_empty() {
             return None;
@@ -236,8 +246,9 @@ fn open_stdin(path: &str, held: &mut HeldIo) -> Result<OwnedFd, IoError> {
 }
 
 /// Opens an output: the container gets a blocking write end; the shim keeps
-/// a read end it never reads from.
-fn open_output(path: &str, held: &mut HeldIo) -> Result<OwnedFd, IoError> {
+/// a read end it never reads from. With `copy`, the container gets a pipe
+/// the shim copies into the FIFO instead.
+fn open_output(path: &str, copy: bool, held: &mut HeldIo) -> Result<OwnedFd, IoError> {
     if path.is_empty() {
         return dev_null(true);
     }
@@ -247,6 +258,11 @@ fn open_output(path: &str, held: &mut HeldIo) -> Result<OwnedFd, IoError> {
     }
     held.output_keepalive
         .push(open_path(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?);
+    if copy {
+        let (wr, progress) = output_copy::start(path)?;
+        held.output_copies.push(progress);
+        return Ok(wr);
+    }
     let wr = open_path(path, OFlag::O_WRONLY | OFlag::O_NONBLOCK)?;
     set_blocking(&wr, path)?;
     Ok(wr)
@@ -291,13 +307,13 @@ pub fn open_stdio(
             held,
         ));
     }
-    let stdout = open_output(&paths.stdout, &mut held)?;
+    let stdout = open_output(&paths.stdout, paths.copy_output, &mut held)?;
     let stderr = if !paths.stderr.is_empty() && paths.stderr == paths.stdout {
         stdout
             .try_clone()
             .map_err(|e| IoError(format!("dup {}: {e}", paths.stderr)))?
     } else {
-        open_output(&paths.stderr, &mut held)?
+        open_output(&paths.stderr, paths.copy_output, &mut held)?
     };
     Ok((
         CreateIo {

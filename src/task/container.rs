@@ -43,6 +43,8 @@ pub struct Container {
     pub start_io: Option<crate::runtime::CreateIo>,
     /// The terminal relay is mounted (runsc): `exec -t` runs under it.
     pub terminal_relay: bool,
+    /// `stdio = "copy"`: its processes' output goes through the shim.
+    pub copy_stdio: bool,
 }
 
 /// Resolves the config for a Create: options from the request, else the
@@ -240,6 +242,7 @@ pub fn create(
         stdout: req.stdout.clone(),
         stderr: req.stderr.clone(),
         terminal: req.terminal,
+        copy_output: cfg.copy_stdio,
     };
     let (create_io, mut held_io) = match io::open_stdio(&stdio, &req.id, namespace) {
         Ok(v) => v,
@@ -332,6 +335,7 @@ pub fn create(
         oom,
         start_io,
         terminal_relay,
+        copy_stdio: cfg.copy_stdio,
     })
 }
 

@@ -189,11 +189,13 @@ impl TaskService {
     /// the reason.
     pub(super) fn checkpoint(&self, req: CheckpointTaskRequest) -> Result<Empty, TaskError> {
         let what = format!("container {}", req.id);
-        let (runtime, bundle) = {
+        let (runtime, bundle, fifo_stdio) = {
             let inner = self.lock();
             let c = inner.get(&req.id)?;
             running(c)?;
-            (c.runtime.clone(), c.bundle.clone())
+            let fifo_stdio =
+                !c.copy_stdio && !c.init.stdio.terminal && !c.init.stdio.stdout.is_empty();
+            (c.runtime.clone(), c.bundle.clone(), fifo_stdio)
         };
         if runtime.backend == Backend::Runsc {
             return Err(TaskError::unimplemented(format!(
@@ -255,11 +257,18 @@ impl TaskService {
             }
             let named = e.to_string().contains("log file");
             let log = work.join("dump.log");
-            return Err(TaskError::internal(if named || !log.exists() {
+            let mut msg = if named || !log.exists() {
                 format!("{what}: {e}")
             } else {
                 format!("{what}: {e} (CRIU's log: {})", log.display())
-            }));
+            };
+            if fifo_stdio {
+                msg.push_str(
+                    "; its output goes straight into containerd's FIFOs, which CRIU cannot dump: \
+                     set stdio = \"copy\" in the runtime's nucleus.toml",
+                );
+            }
+            return Err(TaskError::internal(msg));
         }
         let mut ev = TaskCheckpointed::new();
         ev.container_id = req.id.clone();

@@ -87,6 +87,7 @@ impl TaskService {
             stdout: req.stdout.clone(),
             stderr: req.stderr.clone(),
             terminal: req.terminal,
+            copy_output: c.copy_stdio,
         };
         let mut p = Process::new(&req.exec_id, 0, stdio, HeldIo::default());
         p.exec_spec = Some(spec);

@@ -107,6 +107,13 @@ pub fn runtime_binary(backend: &str) -> Option<PathBuf> {
     Some(bin)
 }
 
+/// `$NUCLEUS_CRIU`: the CRIU the tests put on containerd's PATH.
+pub fn criu_binary() -> Option<PathBuf> {
+    let bin = PathBuf::from(std::env::var_os("NUCLEUS_CRIU").filter(|v| !v.is_empty())?);
+    assert!(bin.is_absolute(), "$NUCLEUS_CRIU must be an absolute path");
+    Some(bin)
+}
+
 /// The `[runtime]` table of a nucleus.toml that selects `backend`, with the
 /// `path` of [`runtime_binary`] when one is set; more keys may follow.
 pub fn runtime_table(backend: &str) -> String {
@@ -574,6 +581,13 @@ impl Env {
         std::fs::create_dir_all(dir.join("bin")).expect("creating the test dir");
         std::os::unix::fs::symlink(shim_binary(), dir.join("bin/containerd-shim-nucleus-v1"))
             .expect("linking the shim into the test PATH");
+        // CRIU for checkpoint/restore: $NUCLEUS_CRIU (e.g. sid's, unpacked
+        // by contrib/runtimes.sh) goes first on containerd's PATH, where the
+        // shim and the runtimes look for it.
+        if let Some(criu) = criu_binary() {
+            std::os::unix::fs::symlink(criu, dir.join("bin/criu"))
+                .expect("linking criu into the test PATH");
+        }
         let address = system
             .clone()
             .unwrap_or_else(|| dir.join("c.sock").display().to_string());

@@ -1,0 +1,180 @@
+//! Checkpoint with CRIU on runc and crun: Debian sid's runc and crun and
+//! CRIU 4.x (contrib/runtimes.sh unpacks them; bookworm's CRIU 3.17 cannot
+//! dump on this kernel, nor can containerd-shim-runc-v2 with it), a
+//! container whose output goes to the client's FIFOs, checkpointed while it
+//! runs and with `exit`. runsc has no CRIU checkpoint: tests/control.rs
+//! checks it says so.
+
+#[macro_use]
+mod common;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::containerd_client::Containerd;
+use common::{code, prerequisite, text, Env, IMAGE, RUNTIME};
+
+/// The sid tree of contrib/runtimes.sh: `backend`'s binary and CRIU.
+fn sid_tools(backend: &str) -> Option<(PathBuf, PathBuf)> {
+    let root = std::env::var_os("NUCLEUS_RUNTIMES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/nucleus-test/runtimes"))
+        .join("sid");
+    let bin = root.join(match backend {
+        "runc" => "usr/sbin/runc",
+        _ => "usr/bin/crun",
+    });
+    let criu = root.join("usr/sbin/criu");
+    let ok = prerequisite(
+        bin.is_file() && criu.is_file(),
+        &format!(
+            "sid's {backend} and criu under {} (run contrib/runtimes.sh)",
+            root.display()
+        ),
+    );
+    ok.then_some((bin, criu))
+}
+
+/// Reads `child`'s stdout on a thread into a shared string.
+fn collect(mut child: std::process::Child) -> (std::process::Child, Arc<Mutex<String>>) {
+    let out = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().expect("ctr's stdout");
+    let o = out.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = o.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    (child, out)
+}
+
+/// How many ticks the output shows.
+fn ticks(out: &Mutex<String>) -> usize {
+    out.lock().map(|s| s.matches("tick").count()).unwrap_or(0)
+}
+
+/// Waits until the output shows `more` ticks than it had.
+fn wait_ticks(out: &Mutex<String>, more: usize, what: &str) {
+    let start = ticks(out);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ticks(out) < start + more {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: output stopped at {} ticks",
+            ticks(out)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// ctr printed the name of the checkpoint image it made, and containerd
+/// has it, with CRIU's files among its layers.
+fn has_checkpoint_image(env: &Env, printed: &str) {
+    let name = printed.trim();
+    assert!(!name.is_empty(), "ctr printed no checkpoint image");
+    let images = text(&env.ctr(&["images", "ls", "-q"]).stdout);
+    assert!(images.lines().any(|l| l == name), "{name} not in {images}");
+    // The checkpoint's index names its CRIU layer.
+    let criu_layer = "application/vnd.containerd.container.criu.checkpoint.criu.tar";
+    let digests = text(&env.ctr(&["content", "ls", "-q"]).stdout);
+    let indexed = digests.lines().any(|d| {
+        let blob = env.ctr(&["content", "get", d.trim()]).stdout;
+        blob.len() < 64 * 1024 && text(&blob).contains(criu_layer)
+    });
+    assert!(indexed, "no index with a CRIU layer among {digests}");
+}
+
+/// `ctr task checkpoint` of a running container whose stdout is the
+/// client's FIFO: the image is written, the container goes on and its
+/// output still reaches the client; checkpointed with `exit` it stops.
+/// Nothing is left. (nucleus.toml `stdio = "copy"`: the process's output is
+/// a pipe CRIU can dump, not containerd's FIFO.)
+fn checkpoint_with_fifo_output(backend: &str, test: &str) {
+    let Some((bin, criu)) = sid_tools(backend) else {
+        return;
+    };
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    env.import_image();
+    let link = env.dir.join("bin/criu");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&criu, &link).expect("criu on containerd's PATH");
+    }
+    let config = env.write_config(
+        "checkpoint.toml",
+        &format!(
+            "[runtime]\nname = \"{backend}\"\npath = {:?}\nstdio = \"copy\"\n",
+            bin.display().to_string()
+        ),
+    );
+    let child = env
+        .ctr_cmd(&[
+            "run",
+            "--runtime",
+            RUNTIME,
+            "--runtime-config-path",
+            &config,
+            IMAGE,
+            "box",
+            "/bin/sh",
+            "-c",
+            "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr run");
+    let (mut child, out) = collect(child);
+    wait_ticks(&out, 3, "before the checkpoint");
+
+    let ck = env.ctr(&["task", "checkpoint", "box"]);
+    assert_eq!(code(&ck), 0, "checkpoint: {}", text(&ck.stderr));
+    has_checkpoint_image(&env, &text(&ck.stdout));
+    // ctr would store the same spec blob again for the next one ("already
+    // exists"): this image goes first.
+    let rm = env.ctr(&["images", "rm", "--sync", text(&ck.stdout).trim()]);
+    assert_eq!(code(&rm), 0, "images rm: {}", text(&rm.stderr));
+    env.wait_status("box", "RUNNING");
+    wait_ticks(&out, 3, "after a checkpoint that leaves it running");
+
+    // ctr passes --exit only to runtimes named io.containerd.runc.*: the
+    // options go as containerd's Go client sends them (WithExit).
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    let stored = tasks.checkpoint("box", true).expect("checkpoint with exit");
+    assert!(stored > 0, "containerd stored no checkpoint");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("ctr run").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "ctr run did not end after the checkpoint with exit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = env.ctr(&["task", "rm", "box"]);
+    let _ = env.ctr(&["containers", "rm", "box"]);
+    env.assert_clean(backend, &["box"]);
+}
+
+mod runc {
+    #[test]
+    fn checkpoint_with_fifo_output() {
+        super::checkpoint_with_fifo_output("runc", "runc-checkpoint_with_fifo_output")
+    }
+}
+
+mod crun {
+    #[test]
+    fn checkpoint_with_fifo_output() {
+        super::checkpoint_with_fifo_output("crun", "crun-checkpoint_with_fifo_output")
+    }
+}
