@@ -89,6 +89,17 @@ impl Backend {
         format!("+{}+", &digest[..32])
     }
 
+    /// Flags `restore` takes beyond those every backend knows (`--detach`,
+    /// `--bundle`, `--pid-file`, `--image-path`, `--work-path`): runc's
+    /// `--no-subreaper` (the shim reaps the restored process); crun has no
+    /// such flag and never becomes a subreaper.
+    pub fn restore_flags(self) -> &'static [&'static str] {
+        match self {
+            Backend::Runc => &["--no-subreaper"],
+            _ => &[],
+        }
+    }
+
     /// Whether `kill` reaches a container that is created and not started.
     /// runsc refuses ("cannot signal container ... in state created"): the
     /// shim deletes such a container instead and reports the signal's exit.

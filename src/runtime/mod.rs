@@ -240,6 +240,47 @@ impl Runtime {
         self.with_io(runner, "create", id, &args, io, bundle)
     }
 
+    /// `restore --detach [backend flags] --bundle B --pid-file P --image-path
+    /// I --work-path W [--parent-path X] ID`, with the container's stdio
+    /// (runc and crun hand it over for the pipes the checkpoint recorded).
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        &self,
+        runner: &dyn CommandRunner,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        image_path: &Path,
+        work_path: &Path,
+        parent_path: Option<&Path>,
+        io: CreateIo,
+    ) -> Result<(), RuntimeError> {
+        let bundle_s = bundle.to_string_lossy();
+        let pid_s = pid_file.to_string_lossy();
+        let (image, work) = (image_path.to_string_lossy(), work_path.to_string_lossy());
+        let parent = parent_path.map(|p| p.to_string_lossy().into_owned());
+        let mut args = vec!["restore", "--detach"];
+        args.extend(self.backend.restore_flags());
+        args.extend([
+            "--bundle",
+            &bundle_s,
+            "--pid-file",
+            &pid_s,
+            "--image-path",
+            &image,
+            "--work-path",
+            &work,
+        ]);
+        if let Some(p) = &parent {
+            args.extend(["--parent-path", p.as_str()]);
+        }
+        let _root_in_use = self
+            .owns_root()
+            .then(|| lock_root(&self.root, false))
+            .flatten();
+        self.with_io(runner, "restore", id, &args, io, bundle)
+    }
+
     /// The root is the shim's default per-namespace dir (removed with its
     /// last container), not one the operator configured.
     fn owns_root(&self) -> bool {

@@ -45,6 +45,17 @@ pub struct Container {
     pub terminal_relay: bool,
     /// `stdio = "copy"`: its processes' output goes through the shim.
     pub copy_stdio: bool,
+    /// Created from a checkpoint: its Start restores it (as
+    /// containerd-shim-runc-v2 does, Create only prepares).
+    pub restore: Option<Restore>,
+}
+
+/// Where a container created from a checkpoint is restored from.
+#[derive(Debug, Clone)]
+pub struct Restore {
+    /// The CRIU image containerd unpacked.
+    pub image: PathBuf,
+    pub parent: Option<PathBuf>,
 }
 
 /// Resolves the config for a Create: options from the request, else the
@@ -179,6 +190,16 @@ pub fn create(
         )));
     }
     let cfg = resolve_config(req, namespace)?;
+    let restore = (!req.checkpoint.is_empty()).then(|| Restore {
+        image: PathBuf::from(&req.checkpoint),
+        parent: (!req.parent_checkpoint.is_empty()).then(|| PathBuf::from(&req.parent_checkpoint)),
+    });
+    if restore.is_some() && (cfg.backend == Backend::Runsc || req.terminal) {
+        return Err(TaskError::unimplemented(format!(
+            "container {}: restore from a checkpoint is supported on runc and crun without a terminal",
+            req.id
+        )));
+    }
     let (mut spec, exec_rules) = harden_bundle(&req.id, &bundle, &cfg)?;
     // The process as given, before a backend wraps it (runsc's relay).
     let given_process = spec.get("process").cloned().unwrap_or(Value::Null);
@@ -279,6 +300,33 @@ pub fn create(
     }
     let pid_file = bundle.join("init.pid");
     let _ = std::fs::remove_file(&pid_file);
+    if let Some(restore) = restore {
+        // Nothing runs until Start restores it, with this stdio.
+        let cgroup = Cgroup::of_spec(&spec, runtime.systemd_cgroup);
+        let mut init = Process::new("", 0, stdio, held_io);
+        init.exits_with_pid = true;
+        log::info!(
+            "container {}: created from checkpoint {}",
+            req.id,
+            restore.image.display()
+        );
+        return Ok(Container {
+            id: req.id.clone(),
+            bundle,
+            runtime,
+            mounted_rootfs,
+            init,
+            execs: HashMap::new(),
+            exec_rules,
+            paused: false,
+            cgroup,
+            oom: None,
+            start_io: Some(create_io),
+            terminal_relay,
+            copy_stdio: cfg.copy_stdio,
+            restore: Some(restore),
+        });
+    }
     if let Err(e) = runtime.create(runner, &req.id, &bundle, &pid_file, create_io) {
         let _ = runtime.remove(runner, &req.id);
         undo_mounts();
@@ -336,6 +384,7 @@ pub fn create(
         start_io,
         terminal_relay,
         copy_stdio: cfg.copy_stdio,
+        restore: None,
     })
 }
 

@@ -198,15 +198,37 @@ impl TaskService {
         if !req.exec_id.is_empty() {
             return self.start_exec(req);
         }
-        let runtime = {
+        let (runtime, start_io, restore, bundle) = {
             let mut inner = self.lock();
             let c = inner.get_mut(&req.id)?;
             check_startable(&c.init, &label(&req.id, ""))?;
             c.init.starting = true;
-            (c.runtime.clone(), c.start_io.take())
+            (
+                c.runtime.clone(),
+                c.start_io.take(),
+                c.restore.take(),
+                c.bundle.clone(),
+            )
         };
-        let (runtime, start_io) = runtime;
-        let result = runtime.start(self.runner.as_ref(), &req.id, start_io);
+        let since = std::time::Instant::now();
+        let result: Result<(), TaskError> = match restore {
+            Some(r) => self
+                .restore(&req.id, &runtime, &bundle, &r, start_io)
+                .map(|pid| {
+                    let mut inner = self.lock();
+                    let early = inner.take_unclaimed(pid, since);
+                    if let Some(c) = inner.containers.get_mut(&req.id) {
+                        c.init.pid = pid;
+                        if let Some(e) = early {
+                            let at = std::time::SystemTime::now();
+                            c.init.pending_exit = Some((e.status as u32, at));
+                        }
+                    }
+                }),
+            None => runtime
+                .start(self.runner.as_ref(), &req.id, start_io)
+                .map_err(TaskError::from),
+        };
         if result.is_err() {
             // A container whose start failed can do nothing useful: end it now
             // (runsc would otherwise keep its sandbox for a while).
@@ -263,6 +285,49 @@ impl TaskService {
         let mut resp = StartResponse::new();
         resp.pid = pid;
         Ok(resp)
+    }
+
+    /// Restores a container created from a checkpoint; its init's pid.
+    fn restore(
+        &self,
+        id: &str,
+        runtime: &crate::runtime::Runtime,
+        bundle: &std::path::Path,
+        from: &super::container::Restore,
+        io: Option<crate::runtime::CreateIo>,
+    ) -> Result<u32, TaskError> {
+        let what = format!("container {id}");
+        let io = match io {
+            Some(io) => io,
+            None => {
+                crate::io::null_stdio().map_err(|e| TaskError::internal(format!("{what}: {e}")))?
+            }
+        };
+        let pid_file = bundle.join("init.pid");
+        let work = bundle.join("criu-work");
+        let _ = std::fs::create_dir_all(&work);
+        runtime.restore(
+            self.runner.as_ref(),
+            id,
+            bundle,
+            &pid_file,
+            &from.image,
+            &work,
+            from.parent.as_deref(),
+            io,
+        )?;
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                TaskError::internal(format!(
+                    "{what}: restore left no valid pid in {}",
+                    pid_file.display()
+                ))
+            })?;
+        log::info!("{what}: restored from {}, pid {pid}", from.image.display());
+        Ok(pid)
     }
 
     pub(super) fn kill(&self, req: KillRequest) -> Result<Empty, TaskError> {
