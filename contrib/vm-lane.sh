@@ -58,8 +58,10 @@ rustc --edition 2021 -O -C target-feature=+crt-static -o "$lane/nucleus-probe" t
 shares=(--share "$repo")
 case $target/ in "$repo"/*) ;; *) shares+=(--share "$target") ;; esac
 rc=0
+# print-fatal-signals: the kernel logs a process killed by a fatal signal
+# (lane-tests.sh keeps the kernel log), so no shim dies without a trace.
 bash contrib/vm-run.sh "${shares[@]}" --run "$repo/contrib/vm/lane-tests.sh" \
-  --result "$result" --timeout "$timeout" --quiet || rc=$?
+  --result "$result" --timeout "$timeout" --quiet --append "print-fatal-signals=1" || rc=$?
 mkdir -p "$lane/result"
 cp -a "$result"/. "$lane/result/"
 # The guest's summary (one line a suite) and where the whole output is.

@@ -91,6 +91,9 @@ for entry in ${LANE_SUITES:-$default_suites}; do
   [ $src = 0 ] || rc=1
 done
 journalctl -u containerd --no-pager -o short-precise >"$result/containerd.journal" || true
+# The kernel's view (OOM kills, fatal signals, segfaults): a shim that died
+# without a word in containerd's journal shows up here.
+journalctl -k --no-pager -o short-precise >"$result/kernel.log" || true
 # Nothing of nucleus's may be left running.
 left=$(pgrep -af 'containerd-shim-nucleus-v1|runsc-sandbox|runsc-gofer' || true)
 if [ -n "$left" ]; then
