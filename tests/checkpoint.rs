@@ -98,13 +98,16 @@ fn has_checkpoint_image(env: &Env, printed: &str) {
 /// output still reaches the client; checkpointed with `exit` it stops.
 /// Nothing is left. (nucleus.toml `stdio = "copy"`: the process's output is
 /// a pipe CRIU can dump, not containerd's FIFO.)
-fn checkpoint_with_fifo_output(backend: &str, test: &str) {
-    let Some((bin, criu)) = sid_tools(backend) else {
-        return;
-    };
-    let Some(env) = Env::start(test, backend) else {
-        return;
-    };
+/// A container `box` on sid's `backend` with `stdio = "copy"`, running
+/// `script` under `ctr run` (its output read into the returned string);
+/// None when the prerequisites are missing (after saying which).
+fn start_ticking(
+    backend: &str,
+    test: &str,
+    script: &str,
+) -> Option<(Env, std::process::Child, Arc<Mutex<String>>)> {
+    let (bin, criu) = sid_tools(backend)?;
+    let env = Env::start(test, backend)?;
     env.import_image();
     let link = env.dir.join("bin/criu");
     if !link.exists() {
@@ -128,13 +131,24 @@ fn checkpoint_with_fifo_output(backend: &str, test: &str) {
             "box",
             "/bin/sh",
             "-c",
-            "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+            script,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("ctr run");
-    let (mut child, out) = collect(child);
+    let (child, out) = collect(child);
+    Some((env, child, out))
+}
+
+fn checkpoint_with_fifo_output(backend: &str, test: &str) {
+    let Some((env, mut child, out)) = start_ticking(
+        backend,
+        test,
+        "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    ) else {
+        return;
+    };
     wait_ticks(&out, 3, "before the checkpoint");
 
     let ck = env.ctr(&["task", "checkpoint", "box"]);
@@ -165,64 +179,40 @@ fn checkpoint_with_fifo_output(backend: &str, test: &str) {
     env.assert_clean(backend, &["box"]);
 }
 
-/// The counter the restore test's container keeps in /tmp/n.
+/// The counter the restore test's container keeps in /tmp/n (read again
+/// when it is caught between the shell's truncate and write).
 fn counter(env: &Env, exec_id: &str) -> u64 {
-    let out = env.ctr(&[
-        "task",
-        "exec",
-        "--exec-id",
-        exec_id,
-        "box",
-        "/bin/cat",
-        "/tmp/n",
-    ]);
-    assert_eq!(code(&out), 0, "cat /tmp/n: {}", text(&out.stderr));
-    text(&out.stdout)
-        .trim()
-        .parse()
-        .expect("a number in /tmp/n")
+    for attempt in 0..20 {
+        let id = format!("{exec_id}-{attempt}");
+        let out = env.ctr(&[
+            "task",
+            "exec",
+            "--exec-id",
+            &id,
+            "box",
+            "/bin/cat",
+            "/tmp/n",
+        ]);
+        assert_eq!(code(&out), 0, "cat /tmp/n: {}", text(&out.stderr));
+        if let Ok(n) = text(&out.stdout).trim().parse() {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no number in /tmp/n");
 }
 
 /// `ctr containers checkpoint --task` then `ctr containers restore --live`:
 /// the task comes back with its memory (a shell's counter goes on from
 /// where it was, not from 0), runs, and ends cleanly.
 fn checkpoint_and_restore(backend: &str, test: &str) {
-    let Some((bin, criu)) = sid_tools(backend) else {
+    let Some((env, mut child, out)) = start_ticking(
+        backend,
+        test,
+        "i=0; while :; do echo tick $i; echo $i > /tmp/n; i=$((i+1)); sleep 0.1; done",
+    ) else {
         return;
     };
-    let Some(env) = Env::start(test, backend) else {
-        return;
-    };
-    env.import_image();
-    let link = env.dir.join("bin/criu");
-    if !link.exists() {
-        std::os::unix::fs::symlink(&criu, &link).expect("criu on containerd's PATH");
-    }
-    let config = env.write_config(
-        "checkpoint.toml",
-        &format!(
-            "[runtime]\nname = \"{backend}\"\npath = {:?}\nstdio = \"copy\"\n",
-            bin.display().to_string()
-        ),
-    );
-    let child = env
-        .ctr_cmd(&[
-            "run",
-            "--runtime",
-            RUNTIME,
-            "--runtime-config-path",
-            &config,
-            IMAGE,
-            "box",
-            "/bin/sh",
-            "-c",
-            "i=0; while :; do echo tick $i; echo $i > /tmp/n; i=$((i+1)); sleep 0.1; done",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ctr run");
-    let (mut child, out) = collect(child);
     wait_ticks(&out, 20, "before the checkpoint");
     let ck = env.ctr(&[
         "containers",

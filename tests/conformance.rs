@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use common::containerd_client::Containerd;
-use common::{code, image_dir, runtime_binary, text, Env, Kind, RUNTIME};
+use common::{cgroup_file, code, image_dir, runtime_binary, text, Env, Kind, RUNTIME};
 use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
 
@@ -27,6 +27,21 @@ fn process(args: &[&str]) -> serde_json::Value {
     })
 }
 
+/// `ctr containers create` of container `id` running `cmd` on the built
+/// rootfs; `config`: the backend's nucleus.toml, or None for none (the
+/// runtime options then come from the test). No task yet.
+fn create_container(env: &Env, config: Option<&str>, id: &str, cmd: &[&str]) {
+    let rootfs = image_dir().join("rootfs").display().to_string();
+    let mut args = vec!["containers", "create", "--runtime", RUNTIME];
+    if let Some(c) = config {
+        args.extend(["--runtime-config-path", c]);
+    }
+    args.extend(["--rootfs", &rootfs, id]);
+    args.extend(cmd);
+    let out = env.ctr(&args);
+    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+}
+
 /// A FIFO at `path` and a thread reading it to its end.
 fn fifo_reader(path: &Path) -> JoinHandle<String> {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
@@ -37,25 +52,6 @@ fn fifo_reader(path: &Path) -> JoinHandle<String> {
         let _ = f.read_to_string(&mut out);
         out
     })
-}
-
-/// The cgroup file `v2` (or `controller/v1` on cgroup v1) of container `id`.
-fn cgroup_file(env: &Env, id: &str, controller: &str, v1: &str, v2: &str) -> PathBuf {
-    let spec: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(env.bundle(id).join("config.json")).unwrap())
-            .unwrap();
-    let path = spec["linux"]["cgroupsPath"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches('/');
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        PathBuf::from("/sys/fs/cgroup").join(path).join(v2)
-    } else {
-        PathBuf::from("/sys/fs/cgroup")
-            .join(controller)
-            .join(path)
-            .join(v1)
-    }
 }
 
 /// An exec whose request asks for a terminal while its spec says
@@ -169,22 +165,8 @@ fn update_created_task(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
     };
-    let rootfs = image_dir().join("rootfs").display().to_string();
     let config = env.config(backend);
-    let out = env.ctr(&[
-        "containers",
-        "create",
-        "--runtime",
-        RUNTIME,
-        "--runtime-config-path",
-        &config,
-        "--rootfs",
-        &rootfs,
-        "box",
-        "/bin/sleep",
-        "1000",
-    ]);
-    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+    create_container(&env, Some(&config), "box", &["/bin/sleep", "1000"]);
     let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
     let pid = tasks.create("box", "", "").expect("task create");
     env.wait_status("box", "CREATED");
@@ -222,22 +204,8 @@ fn kill_created_task(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
     };
-    let rootfs = image_dir().join("rootfs").display().to_string();
     let config = env.config(backend);
-    let out = env.ctr(&[
-        "containers",
-        "create",
-        "--runtime",
-        RUNTIME,
-        "--runtime-config-path",
-        &config,
-        "--rootfs",
-        &rootfs,
-        "box",
-        "/bin/sleep",
-        "1000",
-    ]);
-    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+    create_container(&env, Some(&config), "box", &["/bin/sleep", "1000"]);
     let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
     tasks.create("box", "", "").expect("task create");
     let events = env.events();
@@ -322,21 +290,8 @@ fn runc_create_task_options(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
     };
-    let rootfs = image_dir().join("rootfs").display().to_string();
     let config = env.config(backend);
-    let out = env.ctr(&[
-        "containers",
-        "create",
-        "--runtime",
-        RUNTIME,
-        "--runtime-config-path",
-        &config,
-        "--rootfs",
-        &rootfs,
-        "box",
-        "/bin/false",
-    ]);
-    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+    create_container(&env, Some(&config), "box", &["/bin/false"]);
     let mut value = Vec::new();
     {
         let mut os = containerd_shim_protos::protobuf::CodedOutputStream::vec(&mut value);
@@ -556,19 +511,7 @@ fn runc_root_option(backend: &str, test: &str) {
     let binary =
         runtime_binary(backend).map_or_else(|| backend.to_string(), |b| b.display().to_string());
     let root = env.dir.join("runc-root");
-    let rootfs = image_dir().join("rootfs").display().to_string();
-    let out = env.ctr(&[
-        "containers",
-        "create",
-        "--runtime",
-        RUNTIME,
-        "--rootfs",
-        &rootfs,
-        "box",
-        "/bin/sleep",
-        "1000",
-    ]);
-    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+    create_container(&env, None, "box", &["/bin/sleep", "1000"]);
     let mut options = RuncOptions::new();
     options.binary_name = binary.clone();
     options.root = root.display().to_string();
@@ -645,19 +588,7 @@ fn shim_cgroup_and_oom_score(backend: &str, test: &str) {
     for d in &dirs {
         std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
     }
-    let rootfs = image_dir().join("rootfs").display().to_string();
-    let out = env.ctr(&[
-        "containers",
-        "create",
-        "--runtime",
-        RUNTIME,
-        "--rootfs",
-        &rootfs,
-        "box",
-        "/bin/sleep",
-        "1000",
-    ]);
-    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+    create_container(&env, None, "box", &["/bin/sleep", "1000"]);
     let mut options = RuncOptions::new();
     options.binary_name =
         runtime_binary(backend).map_or_else(|| backend.to_string(), |b| b.display().to_string());

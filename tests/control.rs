@@ -8,26 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{code, containerd_client, text, Env};
-
-/// A cgroup file of container `id` (its spec's cgroupsPath), v1 or v2.
-fn cgroup_file(env: &Env, id: &str, controller: &str, v1: &str, v2: &str) -> PathBuf {
-    let spec: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(env.bundle(id).join("config.json")).unwrap())
-            .unwrap();
-    let path = spec["linux"]["cgroupsPath"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches('/');
-    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        PathBuf::from("/sys/fs/cgroup").join(path).join(v2)
-    } else {
-        PathBuf::from("/sys/fs/cgroup")
-            .join(controller)
-            .join(path)
-            .join(v1)
-    }
-}
+use common::{cgroup_file, code, containerd_client, text, Env};
 
 fn read_trim(p: &PathBuf) -> String {
     std::fs::read_to_string(p)

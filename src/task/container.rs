@@ -300,74 +300,49 @@ pub fn create(
     }
     let pid_file = bundle.join("init.pid");
     let _ = std::fs::remove_file(&pid_file);
-    if let Some(restore) = restore {
+    let (pid, start_io) = match &restore {
         // Nothing runs until Start restores it, with this stdio.
-        let cgroup = Cgroup::of_spec(&spec, runtime.systemd_cgroup);
-        let mut init = Process::new("", 0, stdio, held_io);
-        init.exits_with_pid = true;
-        log::info!(
-            "container {}: created from checkpoint {}",
-            req.id,
-            restore.image.display()
-        );
-        return Ok(Container {
-            id: req.id.clone(),
-            bundle,
-            runtime,
-            mounted_rootfs,
-            init,
-            execs: HashMap::new(),
-            exec_rules,
-            paused: false,
-            cgroup,
-            oom: None,
-            start_io: Some(create_io),
-            terminal_relay,
-            copy_stdio: cfg.copy_stdio,
-            restore: Some(restore),
-        });
-    }
-    if let Err(e) = runtime.create(runner, &req.id, &bundle, &pid_file, create_io) {
-        let _ = runtime.remove(runner, &req.id);
-        undo_mounts();
-        let mut err: TaskError = e.into();
-        if let Some(named) = harden::hooks::name_failed_hook(&err.message, &spec) {
-            err.message = named;
-        }
-        return Err(err);
-    }
-    let process = spec.get("process").unwrap_or(&Value::Null);
-    let size = Backend::console_size(process);
-    let relayed = runtime.backend.relayed(process);
-    if let Err(e) = io::attach_console(&stdio, &mut held_io, size, relayed) {
-        let _ = runtime.remove(runner, &req.id);
-        undo_mounts();
-        return Err(TaskError::internal(format!("container {}: {e}", req.id)));
-    }
-    let pid = match std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-    {
-        Some(pid) if pid > 0 => pid,
-        _ => {
-            let _ = runtime.remove(runner, &req.id);
-            undo_mounts();
-            return Err(TaskError::internal(format!(
-                "container {}: {} create left no valid pid in {}",
+        Some(r) => {
+            log::info!(
+                "container {}: created from checkpoint {}",
                 req.id,
-                runtime.backend.name(),
-                pid_file.display()
-            )));
+                r.image.display()
+            );
+            (0, Some(create_io))
+        }
+        None => {
+            let created = create_in_runtime(
+                req,
+                runner,
+                &runtime,
+                &spec,
+                &bundle,
+                &pid_file,
+                create_io,
+                &stdio,
+                &mut held_io,
+            );
+            match created {
+                Ok(pid) => (pid, start_io),
+                Err(e) => {
+                    undo_mounts();
+                    return Err(e);
+                }
+            }
         }
     };
     let cgroup = Cgroup::of_spec(&spec, runtime.systemd_cgroup);
-    let oom = cgroup.as_ref().and_then(|cg| match OomWatch::new(cg) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            log::warn!("container {}: no OOM events: {e}", req.id);
-            None
-        }
-    });
+    // A restored container's cgroup is made at Start.
+    let oom = cgroup
+        .as_ref()
+        .filter(|_| restore.is_none())
+        .and_then(|cg| match OomWatch::new(cg) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log::warn!("container {}: no OOM events: {e}", req.id);
+                None
+            }
+        });
     let mut init = Process::new("", pid, stdio, held_io);
     init.exits_with_pid = !joins_sandbox;
     Ok(Container {
@@ -384,8 +359,54 @@ pub fn create(
         start_io,
         terminal_relay,
         copy_stdio: cfg.copy_stdio,
-        restore: None,
+        restore,
     })
+}
+
+/// `runtime create`, the terminal it sends, and the pid it leaves; on
+/// failure what the runtime made is removed (the caller unmounts).
+#[allow(clippy::too_many_arguments)]
+fn create_in_runtime(
+    req: &CreateTaskRequest,
+    runner: &dyn CommandRunner,
+    runtime: &Runtime,
+    spec: &Value,
+    bundle: &Path,
+    pid_file: &Path,
+    create_io: crate::runtime::CreateIo,
+    stdio: &StdioPaths,
+    held_io: &mut io::HeldIo,
+) -> Result<u32, TaskError> {
+    if let Err(e) = runtime.create(runner, &req.id, bundle, pid_file, create_io) {
+        let _ = runtime.remove(runner, &req.id);
+        let mut err: TaskError = e.into();
+        if let Some(named) = harden::hooks::name_failed_hook(&err.message, spec) {
+            err.message = named;
+        }
+        return Err(err);
+    }
+    let process = spec.get("process").unwrap_or(&Value::Null);
+    let size = Backend::console_size(process);
+    let relayed = runtime.backend.relayed(process);
+    if let Err(e) = io::attach_console(stdio, held_io, size, relayed) {
+        let _ = runtime.remove(runner, &req.id);
+        return Err(TaskError::internal(format!("container {}: {e}", req.id)));
+    }
+    match std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    {
+        Some(pid) if pid > 0 => Ok(pid),
+        _ => {
+            let _ = runtime.remove(runner, &req.id);
+            Err(TaskError::internal(format!(
+                "container {}: {} create left no valid pid in {}",
+                req.id,
+                runtime.backend.name(),
+                pid_file.display()
+            )))
+        }
+    }
 }
 
 /// runsc: installs the terminal relay on the host and mounts it into the

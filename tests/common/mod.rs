@@ -107,6 +107,25 @@ pub fn runtime_binary(backend: &str) -> Option<PathBuf> {
     Some(bin)
 }
 
+/// A cgroup file of container `id` (its spec's cgroupsPath), v1 or v2.
+pub fn cgroup_file(env: &Env, id: &str, controller: &str, v1: &str, v2: &str) -> PathBuf {
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.bundle(id).join("config.json")).unwrap())
+            .unwrap();
+    let path = spec["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/');
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        PathBuf::from("/sys/fs/cgroup").join(path).join(v2)
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+            .join(controller)
+            .join(path)
+            .join(v1)
+    }
+}
+
 /// `$NUCLEUS_CRIU`: the CRIU the tests put on containerd's PATH.
 pub fn criu_binary() -> Option<PathBuf> {
     let bin = PathBuf::from(std::env::var_os("NUCLEUS_CRIU").filter(|v| !v.is_empty())?);
