@@ -133,11 +133,11 @@ fn tty_exec_output_whole_at_delete(backend: &str, test: &str) {
     let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
     // Paused where the rest fits the pipes (the process ends during the
     // pause), and where it does not (on runsc the relay then holds it).
-    for (round, pause_at) in [b" 995000 ", b" 985000 "].into_iter().enumerate() {
+    for (round, pause_at) in [b" 295000 ", b" 285000 "].into_iter().enumerate() {
         let fifo = env.dir.join(format!("seq-{round}.out"));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reader = slow_cancelled_reader(&fifo, stop.clone(), pause_at);
-        let spec = process(&["/bin/sh", "-c", "seq -s ' ' 1000000"]);
+        let spec = process(&["/bin/sh", "-c", "seq -s ' ' 300000"]);
         tasks
             .exec("box", "seq", &spec, true, &fifo.display().to_string())
             .expect("exec");
@@ -148,7 +148,7 @@ fn tty_exec_output_whole_at_delete(backend: &str, test: &str) {
         let out = String::from_utf8_lossy(&reader.join().expect("reader")).into_owned();
         let tail = &out[out.len().saturating_sub(30)..];
         assert!(
-            out.trim_end().ends_with("999999 1000000"),
+            out.trim_end().ends_with("299999 300000"),
             "round {round}: {} bytes, ending {tail:?}",
             out.len()
         );

@@ -23,14 +23,26 @@ pub const LINUX_RESOURCES: &str =
 /// How long one call may take before it fails with DeadlineExceeded.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a Wait may take (a process's whole life).
+const WAIT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// A request to containerd in `namespace`.
 fn in_namespace<T>(namespace: &str, message: T) -> Result<Request<T>, Status> {
+    in_namespace_within(namespace, message, CALL_TIMEOUT)
+}
+
+/// [`in_namespace`] with its own timeout.
+fn in_namespace_within<T>(
+    namespace: &str,
+    message: T,
+    timeout: Duration,
+) -> Result<Request<T>, Status> {
     let mut req = Request::new(message);
     let ns = namespace
         .parse()
         .map_err(|e| Status::invalid_argument(format!("namespace {namespace:?}: {e}")))?;
     req.metadata_mut().insert("containerd-namespace", ns);
-    req.set_timeout(CALL_TIMEOUT);
+    req.set_timeout(timeout);
     Ok(req)
 }
 
@@ -212,7 +224,7 @@ impl Containerd {
             container_id: id.to_string(),
             exec_id: exec_id.to_string(),
         };
-        let req = in_namespace(&self.namespace, message)?;
+        let req = in_namespace_within(&self.namespace, message, WAIT_TIMEOUT)?;
         self.runtime
             .block_on(self.client().wait(req))
             .map(|r| r.into_inner().exit_status)
