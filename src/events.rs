@@ -174,7 +174,7 @@ impl Client {
             if h.stream_id != id || h.kind != wire::TYPE_RESPONSE {
                 continue;
             }
-            let resp = Response::parse_from_bytes(&body).map_err(std::io::Error::other)?;
+            let resp = wire::decode_message::<Response>(&body).map_err(std::io::Error::other)?;
             return Ok(match resp.status.as_ref() {
                 Some(s) if s.code.value() != 0 => Err(s.message.clone()),
                 _ => Ok(()),

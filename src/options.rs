@@ -4,8 +4,10 @@
 
 use containerd_shim_protos::bootstrap_api::BootstrapParams;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use containerd_shim_protos::protobuf::{CodedInputStream, Message};
+use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
+
+use crate::wire::{bounded_input, decode_message};
 
 /// Type name of containerd's runc shim options (sent by nerdctl and `ctr --runc-binary`).
 pub const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
@@ -78,8 +80,8 @@ pub fn decode_start_stdin(data: &[u8]) -> Result<StartInput, OptionsError> {
     if data.is_empty() {
         return Ok(StartInput::default());
     }
-    if let Ok(any) = Any::parse_from_bytes(data) {
-        if looks_like_options_any(&any) && BootstrapParams::parse_from_bytes(data).is_err_or_plain()
+    if let Ok(any) = decode_message::<Any>(data) {
+        if looks_like_options_any(&any) && decode_message::<BootstrapParams>(data).is_err_or_plain()
         {
             return Ok(StartInput {
                 bootstrap: None,
@@ -87,7 +89,7 @@ pub fn decode_start_stdin(data: &[u8]) -> Result<StartInput, OptionsError> {
             });
         }
     }
-    let params = BootstrapParams::parse_from_bytes(data).map_err(|e| {
+    let params = decode_message::<BootstrapParams>(data).map_err(|e| {
         OptionsError(format!(
             "start: stdin ({} bytes) is neither a runtime options Any nor BootstrapParams: {e}",
             data.len()
@@ -136,7 +138,7 @@ impl PlainCheck for Result<BootstrapParams, containerd_shim_protos::protobuf::Er
 
 /// Decodes an encoded Any (as persisted from `start`).
 pub fn decode_any_bytes(data: &[u8]) -> Result<RuntimeOptions, OptionsError> {
-    let any = Any::parse_from_bytes(data)
+    let any = decode_message::<Any>(data)
         .map_err(|e| OptionsError(format!("runtime options are not a protobuf Any: {e}")))?;
     decode_any(&any)
 }
@@ -148,7 +150,7 @@ pub fn decode_any(any: &Any) -> Result<RuntimeOptions, OptionsError> {
     }
     match type_name(&any.type_url) {
         RUNC_OPTIONS => {
-            let o = RuncOptions::parse_from_bytes(&any.value)
+            let o = decode_message::<RuncOptions>(&any.value)
                 .map_err(|e| OptionsError(format!("malformed {RUNC_OPTIONS}: {e}")))?;
             Ok(RuntimeOptions::Runc {
                 binary_name: o.binary_name,
@@ -172,7 +174,7 @@ pub fn decode_any(any: &Any) -> Result<RuntimeOptions, OptionsError> {
 
 /// `runtimeoptions.v1.Options { string type_url = 1; string config_path = 2; string config_body = 3; }`
 fn decode_runtimeoptions(data: &[u8]) -> Result<(String, String), String> {
-    let mut input = CodedInputStream::from_bytes(data);
+    let mut input = bounded_input(data).map_err(|e| e.to_string())?;
     let (mut path, mut body) = (String::new(), String::new());
     while let Some(tag) = input.read_raw_tag_or_eof().map_err(|e| e.to_string())? {
         match tag {
@@ -194,7 +196,7 @@ fn decode_runtimeoptions(data: &[u8]) -> Result<(String, String), String> {
 /// `runtimectypes.CreateOptions`: of its fields the shim uses
 /// `string shim_cgroup = 9; uint32 io_uid = 10; uint32 io_gid = 11;`.
 fn decode_create_options(data: &[u8]) -> Result<RuntimeOptions, String> {
-    let mut input = CodedInputStream::from_bytes(data);
+    let mut input = bounded_input(data).map_err(|e| e.to_string())?;
     let (mut shim_cgroup, mut io_uid, mut io_gid) = (String::new(), 0, 0);
     while let Some(tag) = input.read_raw_tag_or_eof().map_err(|e| e.to_string())? {
         match tag {

@@ -408,3 +408,219 @@ fn harden_action_prints_the_diff_and_rewrites_the_bundle() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bundle"));
 }
+
+/// The shim's memory from /proc: (VmPeak, VmHWM) in KiB.
+fn shim_memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    (field("VmPeak:"), field("VmHWM:"))
+}
+
+/// Garbage on the shim's socket (issue 11): cut frames, a service and a
+/// method nobody serves, a frame that is no request, headers claiming 4 GiB,
+/// random bytes and a peer that sends requests but never reads the answers.
+/// Each gets an error or a closed connection; the server goes on answering
+/// other connections (while the garbage ones are still open), and neither
+/// its peak address space nor its resident peak shows the claimed sizes.
+#[test]
+fn garbage_on_the_socket_leaves_the_server_serving() {
+    use containerd_shim_protos::ttrpc::Response;
+    use nucleus_shim::wire::{self, Header, MAX_MESSAGE, TYPE_REQUEST, TYPE_RESPONSE};
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    let bundle = tempfile::tempdir().unwrap();
+    let sockdir = tempfile::tempdir().unwrap();
+    let mut p = BootstrapParams::new();
+    p.instance_id = "garbage".into();
+    p.namespace = "proto".into();
+    p.socket_dir = Some(sockdir.path().join("s").display().to_string());
+    let out = start(bundle.path(), "garbage", &p.write_to_bytes().unwrap());
+    assert!(
+        out.status.success(),
+        "start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let address = BootstrapResult::parse_from_bytes(&out.stdout)
+        .unwrap()
+        .address;
+    let sock = Path::new(address.strip_prefix("unix://").unwrap()).to_path_buf();
+    let pid: u32 = std::fs::read_to_string(bundle.path().join("shim.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // A failed assertion must not leave the shim behind.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: signalling the shim this test started.
+            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        }
+    }
+    let kill = KillOnDrop(pid);
+    const TASK: &str = "containerd.task.v3.Task";
+    let served = |when: &str| {
+        let mut req = ConnectRequest::new();
+        req.id = "garbage".into();
+        let resp: ConnectResponse = call(&sock, TASK, "Connect", &req)
+            .unwrap_or_else(|e| panic!("{when}: a valid request on a new connection: {e}"));
+        assert_eq!(resp.shim_pid, pid, "{when}");
+    };
+    let connect = || {
+        let s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    let header = |length: u32| {
+        Header {
+            length,
+            stream_id: 1,
+            kind: TYPE_REQUEST,
+            flags: 0,
+        }
+        .encode()
+    };
+    // The status code of the answer to `frame`, on a connection of its own.
+    let answer_code = |frame: &[u8]| -> String {
+        let mut s = connect();
+        s.write_all(frame).unwrap();
+        let (h, body) = wire::read_frame(&mut s).expect("an answer");
+        assert_eq!(h.kind, TYPE_RESPONSE);
+        let resp = Response::parse_from_bytes(&body).unwrap();
+        format!("{:?}", resp.status.code)
+    };
+    // Read to the end: the server closed the connection.
+    let closed = |mut s: UnixStream, what: &str| {
+        let mut sink = Vec::new();
+        match s.read_to_end(&mut sink) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("{what}: the server did not close the connection: {e}"),
+        }
+    };
+    served("before any garbage");
+    let (peak_before, _) = shim_memory(pid);
+
+    // Cut frames: parts of a header, a body shorter than its header says
+    // (also one claiming the largest allowed length), left open throughout.
+    let mut held = Vec::new();
+    for bytes in [
+        header(40)[..1].to_vec(),
+        header(40)[..9].to_vec(),
+        [&header(1000)[..], &[7u8; 10][..]].concat(),
+        [&header(MAX_MESSAGE as u32)[..], &[7u8; 100][..]].concat(),
+    ] {
+        let mut s = connect();
+        s.write_all(&bytes).unwrap();
+        held.push(s);
+    }
+    // And a peer that leaves in the middle of a header.
+    connect().write_all(&header(40)[..3]).unwrap();
+
+    // Requests nobody serves, or that are no request: an error answer each.
+    let code = answer_code(&wire::request_frame(
+        1,
+        "grpc.health.v1.Health",
+        "Check",
+        vec![],
+        0,
+    ));
+    assert!(code.contains("UNIMPLEMENTED"), "unknown service: {code}");
+    let code = answer_code(&wire::request_frame(
+        1,
+        TASK,
+        "Frobnicate",
+        vec![1, 2, 3],
+        0,
+    ));
+    assert!(code.contains("UNIMPLEMENTED"), "unknown method: {code}");
+    let code = answer_code(&wire::frame(1, TYPE_REQUEST, &[0xff; 16]));
+    assert!(code.contains("INVALID_ARGUMENT"), "no request: {code}");
+    // A State whose id field claims 9 MB with 3 bytes present.
+    let lying = vec![0x0a, 0xc0, 0xa9, 0xa5, 0x04, b'a', b'b', b'c'];
+    let code = answer_code(&wire::request_frame(1, TASK, "State", lying, 0));
+    assert!(code.contains("INVALID_ARGUMENT"), "lying State: {code}");
+    // A frame of another kind is ignored; the connection still serves.
+    let mut s = connect();
+    s.write_all(&wire::frame(9, TYPE_RESPONSE, b"not for you"))
+        .unwrap();
+    s.write_all(&wire::request_frame(3, TASK, "Connect", vec![], 0))
+        .unwrap();
+    let (h, _) = wire::read_frame(&mut s).expect("an answer after an ignored frame");
+    assert_eq!(h.stream_id, 3);
+    drop(s);
+
+    // Headers claiming 4 GiB - 1 and one byte over the limit: the server
+    // closes the connection as soon as the header is in, whatever follows.
+    for length in [u32::MAX, MAX_MESSAGE as u32 + 1] {
+        let mut s = connect();
+        s.write_all(&header(length)).unwrap();
+        let _ = s.write_all(&[0x55; 64 * 1024]);
+        closed(s, &format!("a header claiming {length} bytes"));
+    }
+
+    // Random bytes on a few connections.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..8 {
+        let bytes: Vec<u8> = (0..64 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut s = connect();
+        let _ = s.write_all(&bytes);
+        drop(s);
+    }
+    served("with cut frames held open, after 4 GiB headers and random bytes");
+
+    // A peer that pipelines requests and never reads the answers: once its
+    // socket is full the server gives up on it (it used to wait forever,
+    // serving nobody) and shuts the connection down.
+    let mut greedy = connect();
+    let one = wire::request_frame(1, "grpc.health.v1.Health", "Check", vec![], 0);
+    let burst: Vec<u8> = one.repeat(40_000);
+    let writer = {
+        let mut w = greedy.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&burst);
+        })
+    };
+    // Answers queue up unread until the server gives up; then reading
+    // drains them to the end.
+    std::thread::sleep(Duration::from_secs(1));
+    served("while a peer reads none of its answers");
+    writer.join().unwrap();
+    let mut sink = Vec::new();
+    match greedy.read_to_end(&mut sink) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server never gave up on a peer that reads nothing: {e}"),
+    }
+    assert!(sink.len() < one.len() * 40_000, "every answer was written");
+    served("after the peer that read nothing");
+
+    // Memory: nothing of the claimed 4 GiB (or 9 MB) was reserved, let
+    // alone touched.
+    let (peak_after, hwm) = shim_memory(pid);
+    eprintln!("shim {pid}: VmPeak {peak_before} -> {peak_after} KiB, VmHWM {hwm} KiB");
+    assert!(
+        peak_after < peak_before + 128 * 1024,
+        "the shim's address space peaked at {peak_after} KiB (from {peak_before} KiB)"
+    );
+    assert!(hwm < 48 * 1024, "the shim's resident peak is {hwm} KiB");
+    drop(held);
+    shutdown(&sock, TASK);
+    // Gone by itself: its pid may be someone else's now.
+    std::mem::forget(kill);
+}

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::ttrpc::{Code, Request, Status};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -40,8 +39,11 @@ message_error!(
 struct Conn {
     stream: Arc<UnixStream>,
     write_lock: Arc<Mutex<()>>,
-    buf: Vec<u8>,
+    frames: wire::FrameBuffer,
 }
+
+/// Chunks read from one connection per turn of the loop.
+const READS_PER_TURN: usize = 64;
 
 /// Wakes the server loop from other threads.
 #[derive(Clone)]
@@ -218,7 +220,7 @@ fn event_loop(
                     conns.push(Conn {
                         stream: Arc::new(stream),
                         write_lock: Arc::new(Mutex::new(())),
-                        buf: Vec::new(),
+                        frames: wire::FrameBuffer::default(),
                     });
                 }
             }
@@ -226,36 +228,34 @@ fn event_loop(
     }
 }
 
-/// Reads what is available and dispatches whole frames; false when closed.
+/// Reads from a connection: at most [`READS_PER_TURN`] chunks per turn (poll
+/// is level-triggered, the rest is read on the next turn, so one busy peer
+/// cannot keep the loop from the others), each chunk's whole frames
+/// dispatched before the next is read (the buffer holds one frame at most);
+/// false when the connection is closed or must be.
 fn read_conn(conn: &mut Conn, service: &Arc<TaskService>) -> bool {
     let mut chunk = [0u8; 16 * 1024];
-    loop {
+    for _ in 0..READS_PER_TURN {
         match (&*conn.stream).read(&mut chunk) {
             Ok(0) => return false,
-            Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(n) => conn.frames.push(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return false,
         }
-    }
-    while conn.buf.len() >= wire::HEADER_LEN {
-        let mut hb = [0u8; wire::HEADER_LEN];
-        hb.copy_from_slice(&conn.buf[..wire::HEADER_LEN]);
-        let h = wire::Header::parse(&hb);
-        if h.length as usize > wire::MAX_MESSAGE {
-            log::warn!(
-                "closing connection: {} byte message exceeds the limit",
-                h.length
-            );
-            return false;
-        }
-        let total = wire::HEADER_LEN + h.length as usize;
-        if conn.buf.len() < total {
-            break;
-        }
-        let body: Vec<u8> = conn.buf.drain(..total).skip(wire::HEADER_LEN).collect();
-        if h.kind == wire::TYPE_REQUEST {
-            handle_request(conn, h.stream_id, &body, service);
+        loop {
+            match conn.frames.next_frame() {
+                Ok(Some((h, body))) => {
+                    if h.kind == wire::TYPE_REQUEST {
+                        handle_request(conn, h.stream_id, &body, service);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("closing connection fd {}: {e}", conn.stream.as_raw_fd());
+                    return false;
+                }
+            }
         }
     }
     true
@@ -275,10 +275,16 @@ fn handle_request(conn: &Conn, stream_id: u32, body: &[u8], service: &Arc<TaskSe
         let frame = wire::response_frame(stream_id, result);
         let _guard = write_lock.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = wire::write_all_wait(&mut &*stream, &frame) {
-            log::warn!("writing response to fd {}: {e}", stream.as_raw_fd());
+            // A frame cut short leaves the stream unusable: the peer gets
+            // EOF, and the loop's next read of it closes the connection.
+            log::warn!(
+                "writing response to fd {}: {e}; shutting the connection down",
+                stream.as_raw_fd()
+            );
+            let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     });
-    let req = match Request::parse_from_bytes(body) {
+    let req = match wire::decode_message::<Request>(body) {
         Ok(r) => r,
         Err(e) => {
             return reply(Err(status(
