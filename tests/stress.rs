@@ -17,13 +17,12 @@
 //!
 //! Every scenario prints one `STRESS|...` line (benches/stress.sh reads it).
 //!
-//! Known to fail, intermittently, on every backend (2026-12-06): a Create
-//! that fails fast (missing runtime binary, malformed config) can leave its
-//! shim running with its socket. The Create worker in src/task/mod.rs
-//! replies before it calls `create_done()`; containerd's Delete and
-//! Shutdown can arrive in between, and `shutdown` (src/task/service.rs)
-//! then finds a create in flight, ignores the Shutdown ("shutdown ignored:
-//! containers remain") and nothing asks the shim again.
+//! This suite found (2026-12-06) that a Create failing fast (missing runtime
+//! binary, malformed config) could leave its shim running with its socket:
+//! the Create worker replied before it counted the Create done, and
+//! containerd's Shutdown, sent right after, saw a Create in flight and was
+//! ignored. Fixed in src/task/mod.rs; the missing_runtime_binary and
+//! malformed_config scenarios show it (3 of 4 runs failed before).
 
 #[macro_use]
 mod common;

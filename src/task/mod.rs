@@ -112,12 +112,18 @@ impl TaskService {
                         "Checkpoint" => call(&m, &payload, |r| s.checkpoint(r)),
                         _ => call(&m, &payload, |r| s.pids(r)),
                     };
+                    if m == "Create" {
+                        // Done before containerd hears of it: after a failed
+                        // Create it sends Delete and Shutdown at once, and a
+                        // Shutdown that still saw this Create in flight was
+                        // ignored, leaving the shim and its socket.
+                        s2.create_done();
+                    }
                     let reply = worker_slot.lock().unwrap_or_else(|p| p.into_inner()).take();
                     if let Some(reply) = reply {
                         reply(result);
                     }
                     if m == "Create" {
-                        s2.create_done();
                         // The spec's JSON tree and the runtime's output were
                         // freed: hand the pages back, the shim idles for hours.
                         // SAFETY: malloc_trim only releases free heap memory.
