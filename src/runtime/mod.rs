@@ -721,11 +721,27 @@ fn is_not_found(message: &str) -> bool {
         || m.contains("not found")
         || m.contains("no such container")
         || m.contains("no such process")
+        // crun, for a container whose state someone else removed:
+        // "error opening file `<root>/<id>/status`: No such file or directory".
+        || (m.contains("/status") && m.contains("no such file or directory"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_gone_from_the_runtime_is_not_found() {
+        for m in [
+            "container \"x\" does not exist",
+            "error opening file `/run/nucleus/crun/ns/x/status`: No such file or directory",
+            "no such container",
+        ] {
+            assert!(is_not_found(m), "{m}");
+        }
+        assert!(!is_not_found("open /dev/foo: No such file or directory"));
+        assert!(!is_not_found("permission denied"));
+    }
 
     #[test]
     fn ps_output_of_each_runtime() {
