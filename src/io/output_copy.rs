@@ -22,7 +22,9 @@ pub struct CopyProgress {
 }
 
 /// Starts copying a new pipe into the FIFO at `fifo`; returns the pipe's
-/// write end for the process, and the copy's progress.
+/// write end for the process, and the copy's progress. The FIFO must have a
+/// reader already (the shim's keepalive read end): its write end is opened
+/// without waiting.
 pub fn start(fifo: &str) -> Result<(OwnedFd, CopyProgress), IoError> {
     let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| IoError(format!("output pipe for {fifo}: {e}")))?;
@@ -72,16 +74,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("out");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let path = fifo.to_str().unwrap().to_string();
+        let path = fifo.to_str().unwrap();
+        // A reader first, as the shim's keepalive read end is.
+        let rd = super::super::open_path(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK).unwrap();
+        super::super::set_blocking(&rd, path).unwrap();
+        let (wr, progress) = start(fifo.to_str().unwrap()).unwrap();
+        // Read once the copy holds the FIFO's write end (no early EOF).
         let reader = std::thread::spawn(move || {
             let mut s = String::new();
-            std::fs::File::open(&path)
-                .unwrap()
-                .read_to_string(&mut s)
-                .unwrap();
+            std::fs::File::from(rd).read_to_string(&mut s).unwrap();
             s
         });
-        let (wr, progress) = start(fifo.to_str().unwrap()).unwrap();
         let mut w = std::fs::File::from(wr);
         w.write_all(b"hello\n").unwrap();
         drop(w);
