@@ -188,6 +188,28 @@ mod tests {
         dir
     }
 
+    /// Found by fuzz/fuzz_targets/harden_spec.rs: an integer too large for
+    /// u64 (here 1.1e118 written out in 119 digits) was read as
+    /// 1.1000000000000002e118, 1 ULP off, so the hardened spec held a number
+    /// containerd never wrote, and reading that back gave yet another.
+    #[test]
+    fn numbers_reach_the_runtime_as_written() {
+        let text = format!("10{}", "9".repeat(117));
+        let written: f64 = text.parse().unwrap();
+        let spec = parse(
+            format!(r#"{{"linux":{{"devices":[{{"major":{text}}}]}}}}"#).as_bytes(),
+            Path::new("config.json"),
+        )
+        .unwrap();
+        assert_eq!(spec["linux"]["devices"][0]["major"].as_f64(), Some(written));
+        let again = parse(
+            &serde_json::to_vec(&spec).unwrap(),
+            Path::new("config.json"),
+        )
+        .unwrap();
+        assert_eq!(again, spec);
+    }
+
     #[test]
     fn write_keeps_the_original_and_is_0600() {
         let dir = bundle_with(r#"{"ociVersion":"1.0.2","process":{"args":["/bin/true"]}}"#);
