@@ -84,7 +84,7 @@ for t in "${targets[@]}"; do
         -artifact_prefix="$FUZZ_ARTIFACTS/$t/" -print_final_stats=1)
   [ -f "fuzz/dict/$t.dict" ] && args+=(-dict="fuzz/dict/$t.dict")
   echo "fuzz.sh: $t for ${FUZZ_SECONDS} s"
-  before=$(ls -1 "$FUZZ_ARTIFACTS/$t" | wc -l)
+  touch "$work/$t.start"
   if "$CARGO_TARGET_DIR/$TRIPLE/release/$t" "${args[@]}" "$work/$t" "fuzz/corpus/$t" \
       >"$work/$t.log" 2>&1; then
     grep -E '^stat::number_of_executed_units|^Done ' "$work/$t.log" | sed "s/^/fuzz.sh: $t: /"
@@ -92,13 +92,15 @@ for t in "${targets[@]}"; do
     rc=$?
     failed+=("$t")
     echo "fuzz.sh: FAIL: target $t exited $rc" >&2
-    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|NEW_FUNC|^INFO:|^WARNING: Failed to find function' \
-      "$work/$t.log" | tail -40 >&2
-    if [ "$(ls -1 "$FUZZ_ARTIFACTS/$t" | wc -l)" -gt "$before" ]; then
-      input=$(ls -1t "$FUZZ_ARTIFACTS/$t"/* | head -1)
-      echo "fuzz.sh: the input that failed $t: $input ($(stat -c %s "$input") bytes):" >&2
-      od -A d -t x1z -v "$input" | head -64 >&2
-      echo "fuzz.sh: reproduce with: $CARGO_TARGET_DIR/$TRIPLE/release/$t $input" >&2
+    # libFuzzer's report without its progress lines and the backtrace's
+    # frames: the panic message or the allocation, then the input.
+    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|NEW_FUNC|^INFO:|^WARNING: Failed to find function|^ +[0-9]+: |^ +at ' \
+      "$work/$t.log" | tail -n 30 >&2 || true
+    input=$(find "$FUZZ_ARTIFACTS/$t" -type f -newer "$work/$t.start" -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2-)
+    if [ -n "$input" ]; then
+      echo "fuzz.sh: the input that failed $t: $input ($(stat -c %s "$input") bytes; first 1 KiB):" >&2
+      head -c 1024 "$input" | od -A d -t x1z -v >&2
+      echo "fuzz.sh: replay with: $CARGO_TARGET_DIR/$TRIPLE/release/$t $input" >&2
     fi
   fi
 done
