@@ -17,6 +17,8 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo build --release --locked
 export NUCLEUS_SHIM_BIN=$PWD/target/release/containerd-shim-nucleus-v1
 cargo test --locked -- --test-threads="${TEST_THREADS:-2}"
+# Every decoder of outside input under libFuzzer, FUZZ_SECONDS (20) each.
+bash contrib/fuzz.sh
 # Current runtimes: the lifecycle, exec and hardening suites again on Debian
 # 13's and on sid's runc, crun and runsc, unpacked by contrib/runtimes.sh and
 # named to the harness by NUCLEUS_RUNC/NUCLEUS_CRUN/NUCLEUS_RUNSC (on 2 cores

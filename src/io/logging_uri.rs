@@ -166,7 +166,17 @@ fn percent_decode(s: &str) -> Result<String, String> {
     while i < b.len() {
         if b[i] == b'%' {
             let hex = s.get(i + 1..i + 3).ok_or("truncated %-escape")?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad %-escape %{hex}"))?);
+            // Two hex digits; from_str_radix alone would take "+f".
+            let byte = hex
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit())
+                .then(|| u8::from_str_radix(hex, 16).ok())
+                .flatten()
+                .ok_or_else(|| format!("bad %-escape %{hex}"))?;
+            if byte == 0 {
+                return Err("a %00 (NUL) cannot be in a path or argument".into());
+            }
+            out.push(byte);
             i += 3;
         } else {
             out.push(b[i]);
@@ -350,6 +360,8 @@ mod tests {
             ("syslog:///x", "syslog://"),
             ("file://relative", "absolute"),
             ("binary:///x%zz", "%-escape"),
+            ("file:///a%+f", "%-escape"),
+            ("binary:///bin/x?a=%00", "NUL"),
         ] {
             let e = LogUri::parse(bad).unwrap_err();
             assert!(e.0.contains(why), "{bad}: {e}");

@@ -5,7 +5,6 @@ use containerd_shim_protos::api::{
     StatsResponse, UpdateTaskRequest,
 };
 use containerd_shim_protos::events::task::{TaskCheckpointed, TaskPaused, TaskResumed};
-use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::oci::CheckpointOptions;
 use containerd_shim_protos::topics;
 
@@ -209,7 +208,7 @@ impl TaskService {
             )));
         }
         let opts = match req.options.as_ref().filter(|a| !a.value.is_empty()) {
-            Some(any) => CheckpointOptions::parse_from_bytes(&any.value)
+            Some(any) => crate::wire::decode_message::<CheckpointOptions>(&any.value)
                 .map_err(|e| TaskError::invalid(format!("{what}: checkpoint options: {e}")))?,
             None => CheckpointOptions::new(),
         };

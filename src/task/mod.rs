@@ -34,7 +34,7 @@ where
     Req: Message,
     Resp: Message,
 {
-    let req = Req::parse_from_bytes(payload)
+    let req = crate::wire::decode_message::<Req>(payload)
         .map_err(|e| TaskError::invalid(format!("{method}: malformed request: {e}")).to_status())?;
     match catch_unwind(AssertUnwindSafe(|| handler(req))) {
         Ok(Ok(resp)) => resp.write_to_bytes().map_err(|e| {
@@ -80,7 +80,9 @@ impl TaskService {
             "Exec" => reply(call(method, &payload, |r| s.exec(r))),
             "ResizePty" => reply(call(method, &payload, |r| s.resize_pty(r))),
             "Wait" => {
-                let req = containerd_shim_protos::api::WaitRequest::parse_from_bytes(&payload);
+                let req = crate::wire::decode_message::<containerd_shim_protos::api::WaitRequest>(
+                    &payload,
+                );
                 match req {
                     Ok(req) => s.wait(req, reply),
                     Err(e) => reply(Err(TaskError::invalid(format!(
