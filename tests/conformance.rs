@@ -492,22 +492,9 @@ on_each_backend!(
 /// TestKillContainerDeletedByRunc.) runc and crun: runsc names its
 /// containers itself.
 fn runc_root_option(backend: &str, test: &str) {
-    // No nucleus.toml: the runc options decide.
-    let Some(env) = Env::start_with_env(
-        test,
-        backend,
-        Kind::Plain,
-        &[("NUCLEUS_CONFIG", "/nonexistent/nucleus.toml")],
-    ) else {
+    let Some(env) = env_without_nucleus_toml(test, backend) else {
         return;
     };
-    if env.is_system() && Path::new(nucleus_shim::config::DEFAULT_CONFIG_PATH).exists() {
-        common::prerequisite(
-            false,
-            "no /etc/nucleus/nucleus.toml on the system containerd's host (it would name the runtime)",
-        );
-        return;
-    }
     let binary =
         runtime_binary(backend).map_or_else(|| backend.to_string(), |b| b.display().to_string());
     let root = env.dir.join("runc-root");
@@ -555,26 +542,34 @@ fn runc_root_option(backend: &str, test: &str) {
     env.assert_clean(backend, &["box"]);
 }
 
-/// The shim goes in the cgroup the client names for it (runc
-/// `Options.ShimCgroup`, containerd's `WithShimCgroup`), and its OOM score
-/// is containerd's plus one, as containerd-shim-runc-v2 places its own.
-/// (containerd's TestShimInCgroup, TestShimOOMScore.)
-fn shim_cgroup_and_oom_score(backend: &str, test: &str) {
-    let Some(env) = Env::start_with_env(
+/// A containerd whose shims read no nucleus.toml (the runc options the
+/// test sends decide); None when that cannot be had (a system containerd on
+/// a host with /etc/nucleus/nucleus.toml) or prerequisites are missing.
+fn env_without_nucleus_toml(test: &str, backend: &str) -> Option<Env> {
+    let env = Env::start_with_env(
         test,
         backend,
         Kind::Plain,
         &[("NUCLEUS_CONFIG", "/nonexistent/nucleus.toml")],
-    ) else {
-        return;
-    };
+    )?;
     if env.is_system() && Path::new(nucleus_shim::config::DEFAULT_CONFIG_PATH).exists() {
         common::prerequisite(
             false,
             "no /etc/nucleus/nucleus.toml on the system containerd's host (it would name the runtime)",
         );
-        return;
+        return None;
     }
+    Some(env)
+}
+
+/// The shim goes in the cgroup the client names for it (runc
+/// `Options.ShimCgroup`, containerd's `WithShimCgroup`), and its OOM score
+/// is containerd's plus one, as containerd-shim-runc-v2 places its own.
+/// (containerd's TestShimInCgroup, TestShimOOMScore.)
+fn shim_cgroup_and_oom_score(backend: &str, test: &str) {
+    let Some(env) = env_without_nucleus_toml(test, backend) else {
+        return;
+    };
     let rel = format!("nucleus-test/{}", env.namespace);
     let root = Path::new("/sys/fs/cgroup");
     let dirs: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
