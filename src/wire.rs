@@ -23,6 +23,16 @@ pub struct Header {
 }
 
 impl Header {
+    /// The header of a request of `length` body bytes on `stream_id`.
+    pub fn request(length: u32, stream_id: u32) -> Self {
+        Header {
+            length,
+            stream_id,
+            kind: TYPE_REQUEST,
+            flags: 0,
+        }
+    }
+
     pub fn parse(b: &[u8; HEADER_LEN]) -> Self {
         Header {
             length: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
@@ -254,13 +264,7 @@ mod tests {
     }
 
     fn header(length: u32) -> [u8; HEADER_LEN] {
-        Header {
-            length,
-            stream_id: 1,
-            kind: TYPE_REQUEST,
-            flags: 0,
-        }
-        .encode()
+        Header::request(length, 1).encode()
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::cell::Cell;
 
 use containerd_shim_protos::ttrpc::Request;
 use nucleus_shim::options;
-use nucleus_shim::wire::{self, FrameBuffer, Header, HEADER_LEN, MAX_MESSAGE, TYPE_REQUEST};
+use nucleus_shim::wire::{self, FrameBuffer, Header, HEADER_LEN, MAX_MESSAGE};
 
 struct Counting;
 
@@ -116,15 +116,7 @@ fn start_stdin_and_options_claiming_megabytes_are_refused_without_reserving_them
 
 #[test]
 fn frame_headers_claiming_gigabytes_allocate_nothing_of_it() {
-    let header = |length: u32| {
-        Header {
-            length,
-            stream_id: 1,
-            kind: TYPE_REQUEST,
-            flags: 0,
-        }
-        .encode()
-    };
+    let header = |length: u32| Header::request(length, 1).encode();
     // 4 GiB - 1: refused by both readers as soon as the header is in.
     let (res, largest) = largest_allocation(|| wire::read_frame(&mut &header(u32::MAX)[..]));
     assert!(res.is_err());

@@ -479,15 +479,7 @@ fn garbage_on_the_socket_leaves_the_server_serving() {
         s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
         s
     };
-    let header = |length: u32| {
-        Header {
-            length,
-            stream_id: 1,
-            kind: TYPE_REQUEST,
-            flags: 0,
-        }
-        .encode()
-    };
+    let header = |length: u32| Header::request(length, 1).encode();
     // The status code of the answer to `frame`, on a connection of its own.
     let answer_code = |frame: &[u8]| -> String {
         let mut s = connect();
