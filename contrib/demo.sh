@@ -32,6 +32,10 @@ cleanup() {
   # clean run: grep finding nothing is not a failure).
   { grep " $work/" /proc/self/mountinfo || true; } | cut -d' ' -f5 | sort -r | xargs -r -n1 umount -l
   rm -rf "$work"
+  # The namespace's parent cgroup (/nucleus-demo) that runc and crun make
+  # for ctr's default /<namespace>/<id> path and leave (as under runc-v2):
+  # removed once empty, on v1 from every hierarchy.
+  rmdir /sys/fs/cgroup/nucleus-demo /sys/fs/cgroup/*/nucleus-demo 2>/dev/null || true
 }
 trap cleanup EXIT
 ctr -a "$address" -n nucleus-demo images import "$work/image.tar" >/dev/null
