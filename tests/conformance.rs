@@ -157,6 +157,16 @@ fn tty_exec_output_whole_at_delete(backend: &str, test: &str) {
     env.assert_clean(backend, &["box"]);
 }
 
+/// Container `box` (`sleep 1000` on `backend`) with its task created and
+/// not started, through containerd's API; the API and the task's pid.
+fn created_sleeper(env: &Env, backend: &str) -> (Containerd, u32) {
+    let config = env.config(backend);
+    create_container(env, Some(&config), "box", &["/bin/sleep", "1000"]);
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    let pid = tasks.create("box", "", "").expect("task create");
+    (tasks, pid)
+}
+
 /// Update applies to a task that is created and not started (its limits
 /// hold from its first instruction), as containerd-shim-runc-v2 allows;
 /// Pids and metrics answer for it. (containerd's TestTaskUpdate,
@@ -165,10 +175,7 @@ fn update_created_task(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
     };
-    let config = env.config(backend);
-    create_container(&env, Some(&config), "box", &["/bin/sleep", "1000"]);
-    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
-    let pid = tasks.create("box", "", "").expect("task create");
+    let (tasks, pid) = created_sleeper(&env, backend);
     env.wait_status("box", "CREATED");
     tasks
         .update("box", br#"{"pids":{"limit":77}}"#)
@@ -204,10 +211,7 @@ fn kill_created_task(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
     };
-    let config = env.config(backend);
-    create_container(&env, Some(&config), "box", &["/bin/sleep", "1000"]);
-    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
-    tasks.create("box", "", "").expect("task create");
+    let (tasks, _) = created_sleeper(&env, backend);
     let events = env.events();
     let out = env.ctr(&["task", "kill", "-s", "SIGKILL", "box"]);
     assert_eq!(

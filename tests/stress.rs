@@ -853,47 +853,28 @@ fn malformed_config_on(shim: Shim, test: &str) -> Option<Report> {
     )
 }
 
-fn concurrent_runs(backend: &str, test: &str) {
-    if let Some(r) = concurrent_runs_on(Shim::Nucleus(backend), test) {
-        r.verdict();
-    }
+/// `name(backend, test)`: `scenario` on nucleus with `backend`, judged.
+macro_rules! on_nucleus {
+    ($($name:ident => $scenario:ident),* $(,)?) => {
+        $(
+            fn $name(backend: &str, test: &str) {
+                if let Some(r) = $scenario(Shim::Nucleus(backend), test) {
+                    r.verdict();
+                }
+            }
+        )*
+    };
 }
 
-fn soak(backend: &str, test: &str) {
-    if let Some(r) = soak_on(Shim::Nucleus(backend), test) {
-        r.verdict();
-    }
-}
-
-fn shim_sigkill(backend: &str, test: &str) {
-    if let Some(r) = shim_sigkill_on(Shim::Nucleus(backend), test) {
-        r.verdict();
-    }
-}
-
-fn containerd_sigkill(backend: &str, test: &str) {
-    if let Some(r) = containerd_sigkill_on(Shim::Nucleus(backend), test) {
-        r.verdict();
-    }
-}
-
-fn failing_start(backend: &str, test: &str) {
-    if let Some(r) = failing_start_on(Shim::Nucleus(backend), test) {
-        r.verdict();
-    }
-}
-
-fn missing_runtime_binary(backend: &str, test: &str) {
-    if let Some(r) = missing_runtime_binary_on(Shim::Nucleus(backend), test) {
-        r.verdict();
-    }
-}
-
-fn malformed_config(backend: &str, test: &str) {
-    if let Some(r) = malformed_config_on(Shim::Nucleus(backend), test) {
-        r.verdict();
-    }
-}
+on_nucleus!(
+    concurrent_runs => concurrent_runs_on,
+    soak => soak_on,
+    shim_sigkill => shim_sigkill_on,
+    containerd_sigkill => containerd_sigkill_on,
+    failing_start => failing_start_on,
+    missing_runtime_binary => missing_runtime_binary_on,
+    malformed_config => malformed_config_on,
+);
 
 on_each_backend!(
     concurrent_runs,
