@@ -21,7 +21,32 @@ pub async fn client(socket: &str) -> RuntimeServiceClient<Channel> {
         }))
         .await
         .expect("connecting to containerd's CRI");
+    wait_for_image(channel.clone(), super::common::PAUSE_IMAGE).await;
     RuntimeServiceClient::new(channel)
+}
+
+/// Waits (10 s at most) until CRI's image store has `image`: one imported
+/// with `ctr images import` reaches it through containerd's events, a moment
+/// later (a pod made before then was refused: "failed to pull image").
+async fn wait_for_image(channel: Channel, image: &str) {
+    use k8s_cri::v1::image_service_client::ImageServiceClient;
+    use k8s_cri::v1::{ImageSpec, ImageStatusRequest};
+    let mut images = ImageServiceClient::new(channel);
+    for _ in 0..100 {
+        let status = images
+            .image_status(ImageStatusRequest {
+                image: Some(ImageSpec {
+                    image: image.to_string(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await;
+        if status.is_ok_and(|s| s.into_inner().image.is_some()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// StopPodSandbox then RemovePodSandbox, as the kubelet ends a pod.
