@@ -42,10 +42,12 @@ result=$(mktemp -d /tmp/nucleus-lane.XXXXXX)
 trap 'rm -rf "$result"' EXIT
 cargo test --locked --no-run --message-format=json "${test_args[@]}" >"$lane/build.json"
 rustc --edition 2021 -O -C target-feature=+crt-static -o "$lane/nucleus-probe" tests/probe/probe.rs
+rustc --edition 2021 -O -C target-feature=+crt-static -o "$lane/emulator-check" contrib/vm/emulator-check.rs
 
 {
   printf 'LANE_SHIM=%q\n' "$target/release/containerd-shim-nucleus-v1"
   printf 'LANE_PROBE=%q\n' "$lane/nucleus-probe"
+  printf 'LANE_EMULATOR_CHECK=%q\n' "$lane/emulator-check"
   printf 'LANE_CI=%q\n' "${CI:-}"
   printf 'LANE_SUITES=%q\n' "${NUCLEUS_LANE_SUITES:-}"
   for s in "${suites[@]}"; do

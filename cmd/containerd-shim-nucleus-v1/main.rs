@@ -29,6 +29,9 @@ fn fail(msg: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Before any thread or child: nothing the shim inherited ignored is
+    // passed on to what it starts.
+    nucleus_shim::spawn::default_inherited_signals();
     let flags = match cli::parse(std::env::args().skip(1)) {
         Ok(f) => f,
         Err(e) => {

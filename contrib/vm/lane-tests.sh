@@ -26,6 +26,11 @@ say "$(containerd --version)"
 say "runc $(runc --version | head -1 | cut -d' ' -f3), $(crun --version | head -1), runsc $(runsc --version | head -1 | cut -d' ' -f3)"
 say "containerd unit: $(systemctl show -p Type --value containerd), NOTIFY_SOCKET=$(tr '\0' '\n' </proc/"$(systemctl show -p MainPID --value containerd)"/environ | sed -n 's/^NOTIFY_SOCKET=//p')"
 
+# Whether the emulator itself computes right (contrib/vm/emulator-check.rs):
+# a known QEMU TCG defect can crash any guest program; the summary says so.
+emulator=$("$LANE_EMULATOR_CHECK" 2>&1 || true)
+say "$emulator"
+
 # The shim and its configs, as README's Kubernetes section says.
 install -m 0755 "$LANE_SHIM" /usr/local/bin/containerd-shim-nucleus-v1
 install -d -m 0755 /etc/nucleus
@@ -72,6 +77,7 @@ default_suites="clean_start lifecycle:--skip,containerd2 exec control conformanc
   restart:--skip,containerd2,--test-threads=1 log_uri cri:--skip,containerd2,--skip,runsc_pod_network,--test-threads=1"
 rc=0
 : >"$result/summary"
+echo "$emulator" >>"$result/summary"
 for entry in ${LANE_SUITES:-$default_suites}; do
   suite=${entry%%:*}
   args=()

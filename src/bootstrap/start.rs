@@ -3,10 +3,8 @@
 //! reply: a plain address for containerd 1.6-2.2, a `BootstrapResult` for 2.3+.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use containerd_shim_protos::bootstrap_api::BootstrapResult;
 use containerd_shim_protos::protobuf::Message;
@@ -123,7 +121,7 @@ pub fn run(flags: &Flags) -> Result<Vec<u8>, BootstrapError> {
         &bundle,
         &address,
         &ttrpc_address,
-        listener.as_raw_fd(),
+        listener.as_fd(),
     );
     drop(listener);
     let pid = match spawned {
@@ -178,7 +176,7 @@ fn spawn_server(
     bundle: &Path,
     address: &str,
     ttrpc_address: &str,
-    listener_fd: i32,
+    listener: std::os::fd::BorrowedFd<'_>,
 ) -> Result<u32, BootstrapError> {
     let exe = std::env::current_exe().map_err(|e| err(format!("start: own executable: {e}")))?;
     let mut cmd = crate::spawn::command(exe);
@@ -194,27 +192,13 @@ fn spawn_server(
     if flags.debug {
         cmd.arg("-debug");
     }
+    let listener = listener
+        .try_clone_to_owned()
+        .map_err(|e| err(format!("start: listener fd: {e}")))?;
     cmd.current_dir(bundle)
         .env("TTRPC_ADDRESS", ttrpc_address)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: only async-signal-safe calls (dup2, fcntl, setsid) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if listener_fd == LISTENER_FD {
-                if libc::fcntl(LISTENER_FD, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(listener_fd, LISTENER_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+        .fd(LISTENER_FD, listener)
+        .new_session();
     let child = cmd
         .spawn()
         .map_err(|e| err(format!("start: spawning the shim server: {e}")))?;

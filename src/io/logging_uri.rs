@@ -6,9 +6,7 @@
 //! shim copies nothing.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
@@ -259,8 +257,8 @@ fn start_logger(
     namespace: &str,
     held: &mut HeldIo,
 ) -> Result<(OwnedFd, OwnedFd), IoError> {
-    // std's spawn with pre_exec reports a failed exec by waiting for the
-    // child, which the shim's reaper may take first: check the binary here.
+    // posix_spawn reports a failed exec too, but only as an errno: say what
+    // is wrong with the file here.
     let executable = std::fs::metadata(path)
         .map(|m| {
             m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
@@ -274,37 +272,23 @@ fn start_logger(
     let (out_r, out_w) = pipe("stdout")?;
     let (err_r, err_w) = pipe("stderr")?;
     let (ready_r, ready_w) = pipe("ready")?;
-    let child_fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
+    let dup = |fd: &OwnedFd| {
+        fd.try_clone()
+            .map_err(|e| IoError(format!("logging binary {path}: {e}")))
+    };
     let mut cmd = crate::spawn::command(path);
+    // The logging protocol: stdout on 3, stderr on 4, the ready pipe on 5.
     cmd.args(args)
         .env("CONTAINER_ID", container)
         .env("CONTAINER_NAMESPACE", namespace)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Onto 3, 4, 5 without CLOEXEC; the sources are >= 3 as well, so
-            // move them out of the way first.
-            let mut high = [-1i32; 3];
-            for (h, fd) in high.iter_mut().zip(child_fds) {
-                *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
-            }
-            for (i, fd) in high.iter().enumerate() {
-                if *fd < 0 || libc::dup2(*fd, 3 + i as i32) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+        .fd(3, dup(&out_r)?)
+        .fd(4, dup(&err_r)?)
+        .fd(5, ready_w);
     let child = cmd
         .spawn()
         .map_err(|e| IoError(format!("logging binary {path}: cannot start: {e}")))?;
     // From here on the logger is stopped with the IO (or this failure).
     let logger = Logger::new(child.id(), path);
-    drop(ready_w);
     // Keep read ends to see when the logger has consumed everything.
     held.output_keepalive.push(
         out_r

@@ -4,12 +4,12 @@
 mod backend;
 pub mod netns;
 
+use crate::spawn::{ChildIo, Command};
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
@@ -67,27 +67,30 @@ pub struct DirectRunner;
 
 impl CommandRunner for DirectRunner {
     fn run(&self, mut cmd: Command, capture: bool) -> std::io::Result<CommandOutput> {
-        if !capture {
-            let status = cmd.status()?;
-            return Ok(CommandOutput {
-                status: exit_code(status),
-                ..Default::default()
-            });
+        if capture {
+            cmd.stdout(ChildIo::Piped).stderr(ChildIo::Piped);
         }
-        let out = cmd.output()?;
+        let mut child = cmd.spawn()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let pid = child.id();
+        let waiter = std::thread::Builder::new()
+            .name("wait-child".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let _ = tx.send(crate::spawn::wait(pid).unwrap_or(-1));
+            });
+        if let Err(e) = waiter {
+            let _ = crate::spawn::wait(pid);
+            return Err(e);
+        }
+        let (stdout, stderr, status) =
+            crate::spawn::collect(child.stdout.take(), child.stderr.take(), &rx)?;
         Ok(CommandOutput {
-            status: exit_code(out.status),
-            stdout: out.stdout,
-            stderr: out.stderr,
+            status,
+            stdout,
+            stderr,
         })
     }
-}
-
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Stdio handed to the container's first process by `create`.
@@ -157,7 +160,7 @@ impl Runtime {
         }
         global.extend(self.flags.iter().map(OsString::from));
         cmd.args(global).args(args);
-        cmd.stdin(Stdio::null());
+        cmd.stdin(ChildIo::Null);
         cmd
     }
 
@@ -309,9 +312,9 @@ impl Runtime {
         }
         args.push(&rid);
         let mut cmd = self.command(&args);
-        cmd.stdin(Stdio::from(io.stdin))
-            .stdout(Stdio::from(io.stdout))
-            .stderr(Stdio::from(io.stderr))
+        cmd.stdin(ChildIo::Fd(io.stdin))
+            .stdout(ChildIo::Fd(io.stdout))
+            .stderr(ChildIo::Fd(io.stderr))
             .current_dir(dir);
         self.exec(runner, op, id, cmd, false).map(drop)
     }
