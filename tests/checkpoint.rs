@@ -205,7 +205,11 @@ fn counter(env: &Env, exec_id: &str) -> u64 {
 /// `ctr containers checkpoint --task` then `ctr containers restore --live`:
 /// the task comes back with its memory (a shell's counter goes on from
 /// where it was, not from 0), runs, and ends cleanly.
-fn checkpoint_and_restore(backend: &str, test: &str) {
+///
+/// With `may_fail` (crun, whose restore of a hardened spec CRIU 4.2.1 does
+/// not map yet): a restore that fails must name CRIU and leave nothing
+/// behind, its cgroups included, so that the id can be used again.
+fn checkpoint_and_restore(backend: &str, test: &str, may_fail: bool) {
     let Some((env, mut child, out)) = start_ticking(
         backend,
         test,
@@ -240,6 +244,39 @@ fn checkpoint_and_restore(backend: &str, test: &str) {
         "box",
         "checkpoint/box:1",
     ]);
+    if may_fail && code(&rs) != 0 {
+        let err = text(&rs.stderr);
+        assert!(err.contains("CRIU"), "a failed restore names CRIU: {err}");
+        eprintln!("{backend}: restore failed (as expected of it for now): {err}");
+        assert_no_cgroup(&env, "box");
+        let _ = env.ctr(&["task", "rm", "box"]);
+        let rm = env.ctr(&["containers", "rm", "box"]);
+        assert_eq!(code(&rm), 0, "containers rm: {}", text(&rm.stderr));
+        // The id is free again: a container of that name runs.
+        let config = env.dir.join("checkpoint.toml").display().to_string();
+        let again = env.ctr(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            "--runtime-config-path",
+            &config,
+            IMAGE,
+            "box",
+            "/bin/echo",
+            "again",
+        ]);
+        assert_eq!(
+            code(&again),
+            0,
+            "run after the failed restore: {}",
+            text(&again.stderr)
+        );
+        assert_eq!(text(&again.stdout).trim(), "again");
+        let _ = env.ctr(&["images", "rm", "--sync", "checkpoint/box:1"]);
+        env.assert_clean(backend, &["box"]);
+        return;
+    }
     assert_eq!(code(&rs), 0, "containers restore: {}", text(&rs.stderr));
     env.wait_status("box", "RUNNING");
     let first = counter(&env, "after1");
@@ -258,6 +295,31 @@ fn checkpoint_and_restore(backend: &str, test: &str) {
     env.assert_clean(backend, &["box"]);
 }
 
+/// The container's cgroup (`/<namespace>/<id>`, as containerd's client
+/// sets it) is gone from every hierarchy, within 10 s.
+fn assert_no_cgroup(env: &Env, id: &str) {
+    let rel = format!("{}/{id}", env.namespace);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .chain(std::iter::once(PathBuf::from("/sys/fs/cgroup")))
+                    .map(|h| h.join(&rel))
+                    .filter(|p| p.is_dir())
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "cgroups left: {left:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 mod runc {
     #[test]
     fn checkpoint_with_fifo_output() {
@@ -265,7 +327,7 @@ mod runc {
     }
     #[test]
     fn checkpoint_and_restore() {
-        super::checkpoint_and_restore("runc", "runc-checkpoint_and_restore")
+        super::checkpoint_and_restore("runc", "runc-checkpoint_and_restore", false)
     }
 }
 
@@ -275,6 +337,10 @@ mod crun {
         super::checkpoint_with_fifo_output("crun", "crun-checkpoint_with_fifo_output")
     }
     // Restore on crun is not done: sid's crun 1.28 + CRIU 4.2.1 fail in
-    // CRIU's mount mapping of the masked paths ("No mapping for 128:(null)
-    // mountpoint"); README "Checkpoint" says so.
+    // CRIU's mount mapping of the masked paths ("No mapping for 86:(null)
+    // mountpoint"); README "Checkpoint" says so. It must fail cleanly.
+    #[test]
+    fn checkpoint_and_restore() {
+        super::checkpoint_and_restore("crun", "crun-checkpoint_and_restore", true)
+    }
 }

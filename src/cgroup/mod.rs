@@ -110,6 +110,34 @@ impl Cgroup {
             .any(|c| self.file(c, "cgroup.procs", "cgroup.procs").is_file())
     }
 
+    /// Removes this cgroup and the cgroups below it from every hierarchy,
+    /// deepest first, where no process is left in them (rmdir refuses a
+    /// busy one, which stays). For what a failed start leaves: CRIU makes a
+    /// restored container's cgroups itself, and crun does not remove them
+    /// when the restore fails (the next create of that id then fails).
+    /// Returns the directories removed.
+    pub fn remove_if_empty(&self) -> Vec<PathBuf> {
+        let tops: Vec<PathBuf> = if self.unified {
+            vec![self.root.join(&self.path)]
+        } else {
+            // One directory per hierarchy: the symlinks (cpu -> cpu,cpuacct)
+            // name a hierarchy twice.
+            std::fs::read_dir(&self.root)
+                .map(|rd| {
+                    rd.flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path().join(&self.path))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut removed = Vec::new();
+        for top in tops {
+            remove_tree(&top, &mut removed);
+        }
+        removed
+    }
+
     fn write(&self, controller: &str, v1: &str, v2: &str, value: &str) -> Result<(), CgroupError> {
         let f = self.file(controller, v1, v2);
         std::fs::write(&f, value)
@@ -189,6 +217,22 @@ impl Cgroup {
             self.write("pids", "pids.max", "pids.max", &v)?;
         }
         Ok(())
+    }
+}
+
+/// rmdir of `dir`'s cgroup subdirectories, deepest first, then of `dir`
+/// (a cgroup directory holds only control files, which go with it).
+fn remove_tree(dir: &Path, removed: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&e.path(), removed);
+        }
+    }
+    if std::fs::remove_dir(dir).is_ok() {
+        removed.push(dir.to_path_buf());
     }
 }
 
@@ -274,6 +318,39 @@ pub fn read_keyed(path: &Path) -> std::collections::HashMap<String, u64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// v1: in every hierarchy, the container's cgroup and those below it
+    /// go where empty; a busy one (here: a directory with a file, which
+    /// rmdir refuses as it refuses a cgroup with a process) stays, and so
+    /// do the namespace's parent and its other containers.
+    #[test]
+    fn remove_if_empty_takes_the_container_cgroups_only() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for d in [
+            "memory/ns/box/.proxy-crun",
+            "pids/ns/box",
+            "pids/ns/other",
+            "freezer/ns/box/busy",
+        ] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::write(r.join("freezer/ns/box/busy/tasks"), "7").unwrap();
+        std::os::unix::fs::symlink(r.join("memory"), r.join("memory-link")).unwrap();
+        let cg = Cgroup::at(r, &json!({"linux": {"cgroupsPath": "/ns/box"}}), false).unwrap();
+        let mut removed = cg.remove_if_empty();
+        removed.sort();
+        assert_eq!(
+            removed,
+            [
+                r.join("memory/ns/box"),
+                r.join("memory/ns/box/.proxy-crun"),
+                r.join("pids/ns/box"),
+            ]
+        );
+        assert!(r.join("freezer/ns/box/busy").is_dir());
+        assert!(r.join("pids/ns/other").is_dir() && r.join("memory/ns").is_dir());
+    }
 
     #[test]
     fn join_writes_the_pid_in_each_hierarchy_that_has_the_cgroup() {

@@ -211,6 +211,7 @@ impl TaskService {
             )
         };
         let since = std::time::Instant::now();
+        let restoring = restore.is_some();
         let result: Result<(), TaskError> = match restore {
             Some(r) => self
                 .restore(&req.id, &runtime, &bundle, &r, start_io)
@@ -233,6 +234,19 @@ impl TaskService {
             // A container whose start failed can do nothing useful: end it now
             // (runsc would otherwise keep its sandbox for a while).
             let _ = runtime.kill(self.runner.as_ref(), &req.id, libc::SIGKILL as u32, true);
+            if restoring {
+                // CRIU made the cgroups; a failed crun restore leaves them.
+                let cgroup = self.lock().get(&req.id).ok().and_then(|c| c.cgroup.clone());
+                if let Some(cg) = cgroup {
+                    let removed = cg.remove_if_empty();
+                    if !removed.is_empty() {
+                        log::info!(
+                            "container {}: failed restore's cgroups removed: {removed:?}",
+                            req.id
+                        );
+                    }
+                }
+            }
         }
         let mut inner = self.lock();
         let c = inner.containers.get_mut(&req.id).ok_or_else(|| {
