@@ -98,6 +98,22 @@ fn has_checkpoint_image(env: &Env, printed: &str) {
 /// output still reaches the client; checkpointed with `exit` it stops.
 /// Nothing is left. (nucleus.toml `stdio = "copy"`: the process's output is
 /// a pipe CRIU can dump, not containerd's FIFO.)
+/// `ctr run [flags] --runtime nucleus --runtime-config-path CONFIG IMAGE box CMD…`.
+fn box_run<'a>(config: &'a str, flags: &[&'a str], cmd: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run"];
+    args.extend(flags);
+    args.extend([
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        config,
+        IMAGE,
+        "box",
+    ]);
+    args.extend(cmd);
+    args
+}
+
 /// A container `box` on sid's `backend` with `stdio = "copy"`, running
 /// `script` under `ctr run` (its output read into the returned string);
 /// None when the prerequisites are missing (after saying which).
@@ -121,18 +137,7 @@ fn start_ticking(
         ),
     );
     let child = env
-        .ctr_cmd(&[
-            "run",
-            "--runtime",
-            RUNTIME,
-            "--runtime-config-path",
-            &config,
-            IMAGE,
-            "box",
-            "/bin/sh",
-            "-c",
-            script,
-        ])
+        .ctr_cmd(&box_run(&config, &[], &["/bin/sh", "-c", script]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -254,18 +259,7 @@ fn checkpoint_and_restore(backend: &str, test: &str, may_fail: bool) {
         assert_eq!(code(&rm), 0, "containers rm: {}", text(&rm.stderr));
         // The id is free again: a container of that name runs.
         let config = env.dir.join("checkpoint.toml").display().to_string();
-        let again = env.ctr(&[
-            "run",
-            "--rm",
-            "--runtime",
-            RUNTIME,
-            "--runtime-config-path",
-            &config,
-            IMAGE,
-            "box",
-            "/bin/echo",
-            "again",
-        ]);
+        let again = env.ctr(&box_run(&config, &["--rm"], &["/bin/echo", "again"]));
         assert_eq!(
             code(&again),
             0,
