@@ -197,14 +197,6 @@ impl Command {
         self
     }
 
-    pub fn get_program(&self) -> &OsStr {
-        &self.program
-    }
-
-    pub fn get_args(&self) -> impl Iterator<Item = &OsStr> {
-        self.args.iter().map(|a| a.as_os_str())
-    }
-
     /// Starts the process with `posix_spawnp`. A program that cannot be
     /// executed is an error here (glibc reports the child's exec failure).
     pub fn spawn(self) -> io::Result<Child> {
