@@ -233,7 +233,9 @@ fn checkpoint_and_restore(backend: &str, test: &str, may_fail: bool) {
     ]);
     assert_eq!(code(&ck), 0, "containers checkpoint: {}", text(&ck.stderr));
     let at_checkpoint = counter(&env, "before");
-    assert!(at_checkpoint >= 20, "{at_checkpoint}");
+    // 20 ticks were seen: "tick 19" is out, and /tmp/n is written just
+    // after each echo, so it holds 18 at least.
+    assert!(at_checkpoint >= 18, "{at_checkpoint}");
     // ctr run deletes the task once it ends; the container goes too.
     let _ = env.ctr(&["task", "kill", "-s", "SIGKILL", "box"]);
     let _ = child.wait();
