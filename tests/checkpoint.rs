@@ -2,7 +2,8 @@
 //! CRIU 4.x (contrib/runtimes.sh unpacks them; bookworm's CRIU 3.17 cannot
 //! dump on this kernel, nor can containerd-shim-runc-v2 with it), a
 //! container whose output goes to the client's FIFOs, checkpointed while it
-//! runs and with `exit`, and restored (runc). runsc has no CRIU checkpoint:
+//! runs and with `exit`, and restored; a restore CRIU refuses leaves
+//! nothing behind. runsc has no CRIU checkpoint:
 //! tests/control.rs checks it says so.
 
 #[macro_use]
@@ -93,11 +94,6 @@ fn has_checkpoint_image(env: &Env, printed: &str) {
     assert!(indexed, "no index with a CRIU layer among {digests}");
 }
 
-/// `ctr task checkpoint` of a running container whose stdout is the
-/// client's FIFO: the image is written, the container goes on and its
-/// output still reaches the client; checkpointed with `exit` it stops.
-/// Nothing is left. (nucleus.toml `stdio = "copy"`: the process's output is
-/// a pipe CRIU can dump, not containerd's FIFO.)
 /// `ctr run [flags] --runtime nucleus --runtime-config-path CONFIG IMAGE box CMD…`.
 fn box_run<'a>(config: &'a str, flags: &[&'a str], cmd: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["run"];
@@ -115,11 +111,12 @@ fn box_run<'a>(config: &'a str, flags: &[&'a str], cmd: &[&'a str]) -> Vec<&'a s
 }
 
 /// A container `box` on sid's `backend` with `stdio = "copy"`, running
-/// `script` under `ctr run` (its output read into the returned string);
-/// None when the prerequisites are missing (after saying which).
+/// `script` under `ctr run` with `flags` (its output read into the returned
+/// string); None when the prerequisites are missing (after saying which).
 fn start_ticking(
     backend: &str,
     test: &str,
+    flags: &[&str],
     script: &str,
 ) -> Option<(Env, std::process::Child, Arc<Mutex<String>>)> {
     let (bin, criu) = sid_tools(backend)?;
@@ -137,7 +134,7 @@ fn start_ticking(
         ),
     );
     let child = env
-        .ctr_cmd(&box_run(&config, &[], &["/bin/sh", "-c", script]))
+        .ctr_cmd(&box_run(&config, flags, &["/bin/sh", "-c", script]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -146,10 +143,16 @@ fn start_ticking(
     Some((env, child, out))
 }
 
+/// `ctr task checkpoint` of a running container whose stdout is the
+/// client's FIFO: the image is written, the container goes on and its
+/// output still reaches the client; checkpointed with `exit` it stops.
+/// Nothing is left. (nucleus.toml `stdio = "copy"`: the process's output is
+/// a pipe CRIU can dump, not containerd's FIFO.)
 fn checkpoint_with_fifo_output(backend: &str, test: &str) {
     let Some((env, mut child, out)) = start_ticking(
         backend,
         test,
+        &[],
         "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done",
     ) else {
         return;
@@ -210,69 +213,23 @@ fn counter(env: &Env, exec_id: &str) -> u64 {
 /// `ctr containers checkpoint --task` then `ctr containers restore --live`:
 /// the task comes back with its memory (a shell's counter goes on from
 /// where it was, not from 0), runs, and ends cleanly.
-///
-/// With `may_fail` (crun, whose restore of a hardened spec CRIU 4.2.1 does
-/// not map yet): a restore that fails must name CRIU and leave nothing
-/// behind, its cgroups included, so that the id can be used again.
-fn checkpoint_and_restore(backend: &str, test: &str, may_fail: bool) {
+fn checkpoint_and_restore(backend: &str, test: &str) {
     let Some((env, mut child, out)) = start_ticking(
         backend,
         test,
+        &[],
         "i=0; while :; do echo tick $i; echo $i > /tmp/n; i=$((i+1)); sleep 0.1; done",
     ) else {
         return;
     };
     wait_ticks(&out, 20, "before the checkpoint");
-    let ck = env.ctr(&[
-        "containers",
-        "checkpoint",
-        "--task",
-        "--rw",
-        "box",
-        "checkpoint/box:1",
-    ]);
-    assert_eq!(code(&ck), 0, "containers checkpoint: {}", text(&ck.stderr));
+    checkpoint_box(&env);
     let at_checkpoint = counter(&env, "before");
     // 20 ticks were seen: "tick 19" is out, and /tmp/n is written just
-    // after each echo, so it holds 18 at least.
+    // after each echo, so it held 18 at least.
     assert!(at_checkpoint >= 18, "{at_checkpoint}");
-    // ctr run deletes the task once it ends; the container goes too.
-    let _ = env.ctr(&["task", "kill", "-s", "SIGKILL", "box"]);
-    let _ = child.wait();
-    let _ = env.ctr(&["task", "rm", "box"]);
-    let rm = env.ctr(&["containers", "rm", "box"]);
-    assert_eq!(code(&rm), 0, "containers rm: {}", text(&rm.stderr));
-
-    let rs = env.ctr(&[
-        "containers",
-        "restore",
-        "--live",
-        "--rw",
-        "box",
-        "checkpoint/box:1",
-    ]);
-    if may_fail && code(&rs) != 0 {
-        let err = text(&rs.stderr);
-        assert!(err.contains("CRIU"), "a failed restore names CRIU: {err}");
-        eprintln!("{backend}: restore failed (as expected of it for now): {err}");
-        assert_no_cgroup(&env, "box");
-        let _ = env.ctr(&["task", "rm", "box"]);
-        let rm = env.ctr(&["containers", "rm", "box"]);
-        assert_eq!(code(&rm), 0, "containers rm: {}", text(&rm.stderr));
-        // The id is free again: a container of that name runs.
-        let config = env.dir.join("checkpoint.toml").display().to_string();
-        let again = env.ctr(&box_run(&config, &["--rm"], &["/bin/echo", "again"]));
-        assert_eq!(
-            code(&again),
-            0,
-            "run after the failed restore: {}",
-            text(&again.stderr)
-        );
-        assert_eq!(text(&again.stdout).trim(), "again");
-        let _ = env.ctr(&["images", "rm", "--sync", "checkpoint/box:1"]);
-        env.assert_clean(backend, &["box"]);
-        return;
-    }
+    remove_box(&env, &mut child);
+    let rs = restore_box(&env);
     assert_eq!(code(&rs), 0, "containers restore: {}", text(&rs.stderr));
     env.wait_status("box", "RUNNING");
     let first = counter(&env, "after1");
@@ -289,6 +246,94 @@ fn checkpoint_and_restore(backend: &str, test: &str, may_fail: bool) {
     env.finish("box");
     let _ = env.ctr(&["images", "rm", "--sync", "checkpoint/box:1"]);
     env.assert_clean(backend, &["box"]);
+}
+
+/// `ctr containers checkpoint --task --rw box checkpoint/box:1`: the task
+/// and its rootfs changes, the task left running.
+fn checkpoint_box(env: &Env) {
+    let ck = env.ctr(&[
+        "containers",
+        "checkpoint",
+        "--task",
+        "--rw",
+        "box",
+        "checkpoint/box:1",
+    ]);
+    assert_eq!(code(&ck), 0, "containers checkpoint: {}", text(&ck.stderr));
+}
+
+/// Ends `box` and removes it (ctr run deletes the task once it ends).
+fn remove_box(env: &Env, child: &mut std::process::Child) {
+    let _ = env.ctr(&["task", "kill", "-s", "SIGKILL", "box"]);
+    let _ = child.wait();
+    let _ = env.ctr(&["task", "rm", "box"]);
+    let rm = env.ctr(&["containers", "rm", "box"]);
+    assert_eq!(code(&rm), 0, "containers rm: {}", text(&rm.stderr));
+}
+
+/// `ctr containers restore --live --rw box checkpoint/box:1`.
+fn restore_box(env: &Env) -> std::process::Output {
+    env.ctr(&[
+        "containers",
+        "restore",
+        "--live",
+        "--rw",
+        "box",
+        "checkpoint/box:1",
+    ])
+}
+
+/// A restore CRIU refuses (a file the task holds open, on a bind mount
+/// from the host, changed size after the checkpoint): the error names CRIU,
+/// and nothing is left, the container's cgroups included (the runtime made
+/// them before CRIU failed), so that the id can be used again.
+fn failed_restore_leaves_nothing(backend: &str, test: &str) {
+    let data = std::env::temp_dir().join(format!("nucleus-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::write(data.join("f"), "held open\n").expect("data file");
+    let mount = format!(
+        "type=bind,src={},dst=/data,options=rbind:rw",
+        data.display()
+    );
+    let started = start_ticking(
+        backend,
+        test,
+        &["--mount", &mount],
+        "exec 3</data/f; i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    );
+    let Some((env, mut child, out)) = started else {
+        let _ = std::fs::remove_dir_all(&data);
+        return;
+    };
+    wait_ticks(&out, 3, "before the checkpoint");
+    checkpoint_box(&env);
+    remove_box(&env, &mut child);
+    std::fs::write(data.join("f"), "held open, and changed since\n").expect("data file");
+
+    let rs = restore_box(&env);
+    let err = text(&rs.stderr);
+    assert_ne!(code(&rs), 0, "the restore of a changed file succeeded");
+    assert!(
+        err.to_lowercase().contains("criu"),
+        "a failed restore names CRIU: {err}"
+    );
+    assert_no_cgroup(&env, "box");
+    let _ = env.ctr(&["task", "rm", "box"]);
+    let rm = env.ctr(&["containers", "rm", "box"]);
+    assert_eq!(code(&rm), 0, "containers rm: {}", text(&rm.stderr));
+    // The id is free again: a container of that name runs.
+    let config = env.dir.join("checkpoint.toml").display().to_string();
+    let again = env.ctr(&box_run(&config, &["--rm"], &["/bin/echo", "again"]));
+    assert_eq!(
+        code(&again),
+        0,
+        "run after the failed restore: {}",
+        text(&again.stderr)
+    );
+    assert_eq!(text(&again.stdout).trim(), "again");
+    let _ = env.ctr(&["images", "rm", "--sync", "checkpoint/box:1"]);
+    env.assert_clean(backend, &["box"]);
+    let _ = std::fs::remove_dir_all(&data);
 }
 
 /// The container's cgroup (`/<namespace>/<id>`, as containerd's client
@@ -323,7 +368,11 @@ mod runc {
     }
     #[test]
     fn checkpoint_and_restore() {
-        super::checkpoint_and_restore("runc", "runc-checkpoint_and_restore", false)
+        super::checkpoint_and_restore("runc", "runc-checkpoint_and_restore")
+    }
+    #[test]
+    fn failed_restore_leaves_nothing() {
+        super::failed_restore_leaves_nothing("runc", "runc-failed_restore_leaves_nothing")
     }
 }
 
@@ -332,11 +381,16 @@ mod crun {
     fn checkpoint_with_fifo_output() {
         super::checkpoint_with_fifo_output("crun", "crun-checkpoint_with_fifo_output")
     }
-    // Restore on crun is not done: sid's crun 1.28 + CRIU 4.2.1 fail in
-    // CRIU's mount mapping of the masked paths ("No mapping for 86:(null)
-    // mountpoint"); README "Checkpoint" says so. It must fail cleanly.
+    // crun masks directories with a bind mount CRIU cannot restore: the
+    // shim gives crun read-only tmpfs mounts for them instead
+    // (runtime::backend's masked_dirs_as_tmpfs); without that, this fails
+    // with CRIU's "No mapping for N:(null) mountpoint".
     #[test]
     fn checkpoint_and_restore() {
-        super::checkpoint_and_restore("crun", "crun-checkpoint_and_restore", true)
+        super::checkpoint_and_restore("crun", "crun-checkpoint_and_restore")
+    }
+    #[test]
+    fn failed_restore_leaves_nothing() {
+        super::failed_restore_leaves_nothing("crun", "crun-failed_restore_leaves_nothing")
     }
 }

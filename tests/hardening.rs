@@ -84,7 +84,8 @@ fn run_spec(env: &Env, backend: &str, runtime: &str, spec: &str, id: &str) -> st
 
 /// Default level, from a loosened spec: no_new_privs on, bounding set =
 /// baseline (no NET_RAW, no SYS_ADMIN), /proc/kallsyms reads 0 bytes,
-/// /proc/sysrq-trigger and /proc/sys cannot be opened for writing.
+/// /sys/firmware is empty and read-only, /proc/sysrq-trigger and /proc/sys
+/// cannot be opened for writing.
 fn default_closes_kernel_interfaces(backend: &str, test: &str) {
     let Some(env) = Env::start(test, backend) else {
         return;
@@ -109,6 +110,13 @@ fn default_closes_kernel_interfaces(backend: &str, test: &str) {
         );
     } else if std::path::Path::new("/proc/kallsyms").exists() {
         assert_eq!(kallsyms, "0", "masked /proc/kallsyms");
+    }
+    // A masked directory (crun gets a read-only tmpfs there from the shim,
+    // see runtime::backend): empty and read-only. gVisor's /sys has no
+    // firmware of the host's.
+    if backend != "runsc" && host_has_firmware() {
+        assert_eq!(f["firmware"], "0", "masked /sys/firmware: {f:?}");
+        assert!(f["firmware_write"].starts_with("refused"), "{f:?}");
     }
     // The host kernel may lack sysrq; /proc/sys is always there. Under
     // runsc /proc is gVisor's own: its writes never reach the host kernel,
@@ -152,6 +160,14 @@ fn runc_v2_leaves_them_open() {
         assert_eq!(f["sysrq"], "writable", "{f:?}");
     }
     assert_eq!(f["procsys"], "writable", "{f:?}");
+    if host_has_firmware() {
+        assert_ne!(f["firmware"], "0", "{f:?}");
+    }
+}
+
+/// Whether the host's /sys/firmware has entries to mask.
+fn host_has_firmware() -> bool {
+    std::fs::read_dir("/sys/firmware").is_ok_and(|mut d| d.next().is_some())
 }
 
 /// `ctr run --privileged` fails and says why; nothing is left behind.

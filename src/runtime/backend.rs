@@ -35,6 +35,61 @@ pub enum Backend {
     Runc,
 }
 
+/// Replaces each `linux.maskedPaths` entry under /proc or /sys that is a
+/// directory (`is_dir`, asked of the host: the container's procfs and sysfs
+/// are views of the same kernel) by a read-only empty tmpfs mounted there,
+/// after the spec's own mounts; returns whether it changed anything.
+///
+/// For crun: crun from 1.2x on masks a directory by binding its shared
+/// `<root>/.empty-directory` over it, and CRIU cannot restore that mount
+/// from crun's checkpoint: with crun 1.28 and CRIU 4.2.1 every restore of a
+/// spec masking /proc/acpi or /sys/firmware (containerd's default spec
+/// does) fails with "No mapping for N:(null) mountpoint". A tmpfs CRIU
+/// dumps and restores by itself. It is what crun 1.8.1 and 1.21 mount for
+/// a masked directory (read-only, `size=0k`) and what runc mounts, so the
+/// container sees the same empty, read-only directory.
+///
+/// Other masked paths (files, paths the kernel lacks, paths in the image)
+/// stay with crun.
+fn masked_dirs_as_tmpfs(spec: &mut Value, is_dir: impl Fn(&str) -> bool) -> bool {
+    let kernel_dir = |p: &Value| {
+        p.as_str().is_some_and(|path| {
+            (path.starts_with("/proc/") || path.starts_with("/sys/"))
+                && !path.split('/').any(|c| c == "..")
+                && is_dir(path)
+        })
+    };
+    let dirs: Vec<Value> = match spec.pointer("/linux/maskedPaths") {
+        Some(Value::Array(masked)) => masked.iter().filter(|p| kernel_dir(p)).cloned().collect(),
+        _ => return false,
+    };
+    if dirs.is_empty() {
+        return false;
+    }
+    let Some(obj) = spec.as_object_mut() else {
+        return false;
+    };
+    let mounts = obj.entry("mounts").or_insert_with(|| json!([]));
+    let Some(mounts) = mounts.as_array_mut() else {
+        return false;
+    };
+    mounts.extend(dirs.iter().map(|d| {
+        json!({
+            "destination": d,
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["ro", "nosuid", "nodev", "noexec", "size=0k"],
+        })
+    }));
+    if let Some(masked) = spec
+        .pointer_mut("/linux/maskedPaths")
+        .and_then(Value::as_array_mut)
+    {
+        masked.retain(|p| !dirs.contains(p));
+    }
+    true
+}
+
 impl Backend {
     /// Auto-detection order: strongest isolation first.
     pub const ALL: [Backend; 3] = [Backend::Runsc, Backend::Crun, Backend::Runc];
@@ -135,10 +190,15 @@ impl Backend {
     /// For crun: crun before 1.15 (Debian's 1.8.1) refuses any `ociVersion`
     /// it does not know by prefix ("unknown version specified"), and
     /// containerd 2.x writes 1.2.x specs. crun does not gate fields on the
-    /// version, so a newer 1.x version is given as 1.1.0.
+    /// version, so a newer 1.x version is given as 1.1.0. Masked kernel
+    /// directories become read-only tmpfs mounts: see
+    /// [`masked_dirs_as_tmpfs`].
     pub fn adapt_spec(self, spec: &mut Value, namespace: &str) -> Vec<&'static str> {
         let mut changed = Vec::new();
         if self == Backend::Crun {
+            if masked_dirs_as_tmpfs(spec, |p| Path::new(p).is_dir()) {
+                changed.push("masked directories as read-only tmpfs mounts");
+            }
             if let Some(Value::String(v)) = spec.get_mut("ociVersion") {
                 let minor = v
                     .strip_prefix("1.")
@@ -410,6 +470,67 @@ mod tests {
         assert!(Backend::Runsc
             .adapt_spec(&mut json!({}), "k8s.io")
             .is_empty());
+    }
+
+    #[test]
+    fn masked_kernel_directories_become_read_only_tmpfs_mounts() {
+        let given = json!({
+            "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+            "linux": {"maskedPaths": [
+                "/proc/acpi", "/proc/kcore", "/sys/firmware", "/proc/missing",
+                "/etc/secrets", "/proc/../etc", "/sys/fs/../../etc"
+            ]}
+        });
+        let dirs = [
+            "/proc/acpi",
+            "/sys/firmware",
+            "/etc/secrets",
+            "/proc/../etc",
+            "/sys/fs/../../etc",
+        ];
+        let mut spec = given.clone();
+        assert!(masked_dirs_as_tmpfs(&mut spec, |p| dirs.contains(&p)));
+        assert_eq!(
+            spec["linux"]["maskedPaths"],
+            json!([
+                "/proc/kcore",
+                "/proc/missing",
+                "/etc/secrets",
+                "/proc/../etc",
+                "/sys/fs/../../etc"
+            ])
+        );
+        let mounts = spec["mounts"].as_array().expect("mounts");
+        assert_eq!(
+            mounts[0], given["mounts"][0],
+            "the spec's own mounts come first"
+        );
+        let added: Vec<&str> = mounts[1..]
+            .iter()
+            .map(|m| {
+                assert_eq!(m["type"], "tmpfs");
+                assert_eq!(m["options"][0], "ro");
+                m["destination"].as_str().expect("destination")
+            })
+            .collect();
+        assert_eq!(added, ["/proc/acpi", "/sys/firmware"]);
+        // No directory to mask: nothing changes; no mounts list: one is made.
+        let mut spec = given.clone();
+        assert!(!masked_dirs_as_tmpfs(&mut spec, |_| false));
+        assert_eq!(spec, given);
+        let mut spec = json!({"linux": {"maskedPaths": ["/proc/acpi"]}});
+        assert!(masked_dirs_as_tmpfs(&mut spec, |_| true));
+        assert_eq!(spec["mounts"][0]["destination"], "/proc/acpi");
+        // Mounts that are not a list: left to the runtime as they are.
+        let mut spec = json!({"mounts": 7, "linux": {"maskedPaths": ["/proc/acpi"]}});
+        assert!(!masked_dirs_as_tmpfs(&mut spec, |_| true));
+        assert_eq!(spec["linux"]["maskedPaths"][0], "/proc/acpi");
+        // Only crun's specs are changed so.
+        let mut spec = json!({"linux": {"maskedPaths": ["/proc/sys"]}});
+        assert!(Backend::Runc.adapt_spec(&mut spec, "ns").is_empty());
+        assert!(Backend::Crun
+            .adapt_spec(&mut spec, "ns")
+            .contains(&"masked directories as read-only tmpfs mounts"));
     }
 
     #[test]

@@ -43,6 +43,18 @@ fn main() {
         Ok(d) => println!("kallsyms {}", d.len()),
         Err(e) => println!("kallsyms absent ({e})"),
     }
+    // A masked directory: empty, and nothing can be made in it.
+    match std::fs::read_dir("/sys/firmware") {
+        Ok(d) => println!("firmware {}", d.count()),
+        Err(e) => println!("firmware absent ({e})"),
+    }
+    match std::fs::File::create("/sys/firmware/.probe") {
+        Ok(_) => {
+            let _ = std::fs::remove_file("/sys/firmware/.probe");
+            println!("firmware_write writable")
+        }
+        Err(e) => println!("firmware_write refused ({e})"),
+    }
     // Opening for write is the test; nothing is written.
     for (key, path) in [
         ("sysrq", "/proc/sysrq-trigger"),
