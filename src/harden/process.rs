@@ -8,8 +8,13 @@ use super::{spec, HardenError, Policy};
 
 const CAP_SETS: [&str; 4] = ["bounding", "effective", "permitted", "inheritable"];
 
-/// Clamps every capability set to the allowed ones (none under strict) and
-/// clears the ambient set.
+/// Clamps every capability set, ambient included, to the allowed ones (none
+/// under strict). An ambient capability the policy allows is kept: it gives
+/// a non-root process (`nc -l -p 80` as uid 1000 with NET_BIND_SERVICE,
+/// what Kubernetes' restricted Pod Security level permits) only what root
+/// in the same container has anyway, and clearing it would push such
+/// workloads to run as root. The kernel keeps ambient within permitted and
+/// inheritable, which are clamped the same way.
 pub fn capabilities(
     process: &mut Map<String, Value>,
     level: Level,
@@ -31,7 +36,7 @@ pub fn capabilities(
         let have = spec::strings(caps.get(set), &field)?;
         let (keep, drop): (Vec<String>, Vec<String>) = have
             .into_iter()
-            .partition(|c| set != "ambient" && allowed.contains(&cap_name(c)));
+            .partition(|c| allowed.contains(&cap_name(c)));
         for c in drop {
             report.remove("capabilities", &field, c);
         }
@@ -195,13 +200,14 @@ mod tests {
         json!({
             "args": ["/bin/sh"],
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
-                             "inheritable": caps, "ambient": ["CAP_NET_BIND_SERVICE"]},
+                             "inheritable": caps,
+                             "ambient": ["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]},
             "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]
         })
     }
 
     #[test]
-    fn default_clamps_to_baseline_and_clears_ambient() {
+    fn default_clamps_every_set_ambient_included_to_baseline() {
         let mut p = containerd_default_process();
         let r = clamp(&mut p, Level::Default).unwrap();
         for set in CAP_SETS {
@@ -211,8 +217,11 @@ mod tests {
                 .iter()
                 .any(|c| c == "CAP_NET_RAW" || c == "CAP_SYS_ADMIN"));
         }
-        assert_eq!(p["capabilities"]["ambient"], json!([]));
-        // NET_RAW and SYS_ADMIN from 4 sets, NET_BIND_SERVICE from ambient.
+        assert_eq!(
+            p["capabilities"]["ambient"],
+            json!(["CAP_NET_BIND_SERVICE"])
+        );
+        // NET_RAW and SYS_ADMIN from 4 sets, SYS_ADMIN from ambient.
         assert_eq!(r.changes.len(), 9);
     }
 
@@ -220,7 +229,7 @@ mod tests {
     fn strict_empties_every_set() {
         let mut p = containerd_default_process();
         clamp(&mut p, Level::Strict).unwrap();
-        for set in CAP_SETS {
+        for set in CAP_SETS.into_iter().chain(["ambient"]) {
             assert_eq!(p["capabilities"][set], json!([]), "{set}");
         }
     }
