@@ -123,9 +123,39 @@ pub fn unmount_all(target: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
+/// Whether `path` is on a filesystem mounted read-only (an overlay without
+/// an upper dir, a `ro` bind). Unknown (statvfs fails): not read-only.
+pub fn read_only(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_only_filesystems_are_told_apart() {
+        assert!(!read_only(&std::env::temp_dir()));
+        assert!(!read_only(Path::new("/nonexistent/path")));
+        // A read-only bind of a temp dir (needs root).
+        if nix::unistd::geteuid().is_root() {
+            let dir = std::env::temp_dir().join(format!("nucleus-ro-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let ro = ["rbind".to_string(), "ro".to_string()];
+            let m = Mount {
+                type_: "bind".into(),
+                source: dir.display().to_string(),
+                options: ro.to_vec(),
+                ..Default::default()
+            };
+            mount_all(&[m], &dir).unwrap();
+            let was = read_only(&dir);
+            unmount_all(&dir).unwrap();
+            std::fs::remove_dir(&dir).unwrap();
+            assert!(was, "a ro bind is read-only");
+        }
+    }
 
     #[test]
     fn options_split_into_flags_and_data() {

@@ -473,6 +473,93 @@ fn pids_are_host_pids(backend: &str, test: &str) {
     env.assert_clean(backend, &["box"]);
 }
 
+/// A container whose rootfs is a read-only filesystem (a snapshot view,
+/// as containerd's client makes for a user-namespaced read-only rootfs;
+/// the spec's root itself is not read-only) runs, and cannot write to /.
+/// On runsc the shim then mounts no terminal relay: gVisor would have to
+/// make its mount point in that rootfs. (containerd's
+/// TestUserNamespaces/ReadonlyRootFS.)
+fn read_only_rootfs_snapshot(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    let out = env.ctr(&["oci", "spec"]);
+    assert_eq!(code(&out), 0, "ctr oci spec: {}", text(&out.stderr));
+    let mut spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("spec JSON");
+    spec["root"] = serde_json::json!({"path": "rootfs", "readonly": false});
+    spec["process"]["args"] = serde_json::json!([
+        "/bin/sh",
+        "-c",
+        "echo on-a-view; touch /written 2>/dev/null && echo writable || echo read-only"
+    ]);
+    spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/{}/box", env.namespace));
+    // Nothing can be made in that rootfs: only mounts on directories the
+    // test image has (it has no /run).
+    let rootfs = image_dir().join("rootfs");
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        mounts.retain(|m| {
+            let dest = m["destination"].as_str().unwrap_or("");
+            let top = dest.trim_start_matches('/').split('/').next().unwrap_or("");
+            rootfs.join(top).is_dir()
+        });
+    }
+    let spec_path = env.dir.join("view-spec.json");
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).expect("spec")).expect("spec");
+    let config = env.config(backend);
+    let out = env.ctr(&[
+        "containers",
+        "create",
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        &config,
+        "--config",
+        &spec_path.display().to_string(),
+        "box",
+    ]);
+    assert_eq!(code(&out), 0, "containers create: {}", text(&out.stderr));
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    let fifo = env.dir.join("view.out");
+    let reader = fifo_reader(&fifo);
+    let top = env.dir.join("empty-layer");
+    std::fs::create_dir_all(&top).expect("empty layer");
+    let layers = [
+        top.to_str().expect("utf-8 path"),
+        rootfs.to_str().expect("utf-8 path"),
+    ];
+    tasks
+        .create_on_read_only_rootfs("box", &layers, &fifo.display().to_string(), "")
+        .expect("task create on a read-only rootfs");
+    tasks.start("box", "").expect("start");
+    assert_eq!(tasks.wait("box", "").expect("wait"), 0);
+    assert_eq!(tasks.delete("box").expect("delete").exit_status, 0);
+    assert_eq!(reader.join().expect("reader"), "on-a-view\nread-only\n");
+    let _ = env.ctr(&["containers", "rm", "box"]);
+    env.assert_clean(backend, &["box"]);
+}
+
+/// A create the runtime refuses (a bind mount whose source does not exist)
+/// fails with the runtime's own reason, naming the path, not only its exit
+/// status: runsc writes its log records back to back with no newline, and
+/// its sandbox's errors reach the client through them too.
+fn runtime_error_names_the_cause(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    env.import_image();
+    let missing = env.dir.join("missing-mount-source");
+    let mount = format!(
+        "type=bind,src={},dst=/x,options=rbind:ro",
+        missing.display()
+    );
+    let out = env.run_image(backend, &["--rm", "--mount", &mount], "box", &["/bin/true"]);
+    let err = text(&out.stderr);
+    assert_ne!(code(&out), 0, "ran with a missing mount source: {err}");
+    assert!(err.contains("missing-mount-source"), "{err}");
+    let _ = env.ctr(&["containers", "rm", "box"]);
+    env.assert_clean(backend, &["box"]);
+}
+
 on_each_backend!(
     tty_exec_output_whole_at_delete,
     exec_stdin_written_late,
@@ -485,7 +572,9 @@ on_each_backend!(
     exec_terminal_from_request,
     update_created_task,
     delete_created_exec,
-    ids_prefixes_and_long
+    ids_prefixes_and_long,
+    read_only_rootfs_snapshot,
+    runtime_error_names_the_cause
 );
 
 /// A runc `Options.Root` (`ctr run --runc-root`, containerd's client

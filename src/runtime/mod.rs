@@ -176,8 +176,8 @@ impl Runtime {
                 let _ = f.take(64 * 1024).read_to_string(&mut text);
             }
         }
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        log_records(&text)
+            .into_iter()
             .filter(|v| {
                 matches!(
                     v.get("level").and_then(|l| l.as_str()),
@@ -718,6 +718,20 @@ fn parse_ps_table(stdout: &[u8]) -> Result<Vec<PsEntry>, String> {
         .collect()
 }
 
+/// The JSON records of a runtime's `--log-format json` log: one per line
+/// (runc, crun), or written back to back with no newline between them
+/// (runsc: `{..}{..}`). A line that is not JSON, or a record cut short, ends
+/// what is read of that line.
+fn log_records(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .flat_map(|line| {
+            serde_json::Deserializer::from_str(line)
+                .into_iter::<serde_json::Value>()
+                .map_while(Result::ok)
+        })
+        .collect()
+}
+
 fn is_not_found(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("does not exist")
@@ -732,6 +746,24 @@ fn is_not_found(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_records_one_per_line_or_back_to_back() {
+        let runc = "{\"level\":\"error\",\"msg\":\"a\"}\n{\"level\":\"info\",\"msg\":\"b\"}\n";
+        assert_eq!(log_records(runc).len(), 2);
+        // runsc 20221219: no newline between records.
+        let runsc = r#"{"msg":"error setting up FS: x","level":"error"}{"msg":"creating container: y","level":"error"}"#;
+        let records = log_records(runsc);
+        let msgs: Vec<&str> = records
+            .iter()
+            .filter_map(|v| v["msg"].as_str())
+            .map(|m| m.split(':').next().unwrap_or(""))
+            .collect();
+        assert_eq!(msgs, ["error setting up FS", "creating container"]);
+        // Text, and a record cut short: what came before is kept.
+        assert!(log_records("panic: boom\n").is_empty());
+        assert_eq!(log_records("{\"msg\":\"a\"}{\"msg\":\"b").len(), 1);
+    }
 
     #[test]
     fn a_container_gone_from_the_runtime_is_not_found() {

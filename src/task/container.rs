@@ -204,23 +204,6 @@ pub fn create(
     // The process as given, before a backend wraps it (runsc's relay).
     let given_process = spec.get("process").cloned().unwrap_or(Value::Null);
     let mut adapted = cfg.backend.adapt_spec(&mut spec, namespace);
-    let terminal_relay = !cfg.runsc_host_terminal
-        && mount_terminal_relay(&req.id, cfg.backend, &mut spec, &mut adapted);
-    if let Some(process) = spec.get_mut("process") {
-        adapted.extend(cfg.backend.terminal_process(process, terminal_relay));
-    }
-    if !adapted.is_empty() {
-        log::info!(
-            "container {}: spec adapted for {}: {}",
-            req.id,
-            cfg.backend.name(),
-            adapted.join(", ")
-        );
-        let data = serde_json::to_vec(&spec)
-            .map_err(|e| TaskError::internal(format!("container {}: {e}", req.id)))?;
-        harden::bundle::write_atomic(&bundle, harden::bundle::SPEC_FILE, &data)
-            .map_err(|e| TaskError::internal(format!("container {}: {e}", req.id)))?;
-    }
     let runtime = runtime_for(&req.id, namespace, &bundle, &cfg, &spec)?;
     std::fs::create_dir_all(&runtime.root).map_err(|e| {
         TaskError::internal(format!("runtime root {}: {e}", runtime.root.display()))
@@ -252,6 +235,31 @@ pub fn create(
         .pointer("/root/path")
         .and_then(Value::as_str)
         .map_or_else(|| rootfs.clone(), |p| bundle.join(p));
+    // After the rootfs is mounted: whether the relay can be is a property
+    // of the mounted filesystem.
+    let terminal_relay = !cfg.runsc_host_terminal
+        && mount_terminal_relay(&req.id, cfg.backend, &root, &mut spec, &mut adapted);
+    if let Some(process) = spec.get_mut("process") {
+        adapted.extend(cfg.backend.terminal_process(process, terminal_relay));
+    }
+    if !adapted.is_empty() {
+        log::info!(
+            "container {}: spec adapted for {}: {}",
+            req.id,
+            cfg.backend.name(),
+            adapted.join(", ")
+        );
+        let written = serde_json::to_vec(&spec)
+            .map_err(|e| e.to_string())
+            .and_then(|data| {
+                harden::bundle::write_atomic(&bundle, harden::bundle::SPEC_FILE, &data)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            undo_mounts();
+            return Err(TaskError::internal(format!("container {}: {e}", req.id)));
+        }
+    }
     let mounts = spec.get("mounts").unwrap_or(&Value::Null);
     if let Err(e) = crate::entrypoint::check(&root, &given_process, mounts) {
         undo_mounts();
@@ -415,10 +423,23 @@ fn create_in_runtime(
 fn mount_terminal_relay(
     id: &str,
     backend: Backend,
+    root: &Path,
     spec: &mut Value,
     adapted: &mut Vec<&'static str>,
 ) -> bool {
     if !backend.relays_terminal() {
+        return false;
+    }
+    // gVisor's gofer makes a bind mount's mount point in the rootfs itself,
+    // /dev included: on a read-only filesystem (a snapshot view, as
+    // containerd's client makes for a user-namespaced read-only rootfs)
+    // `runsc create` fails with "read-only file system".
+    if mount::read_only(root) {
+        log::info!(
+            "container {id}: its rootfs {} is a read-only filesystem: no terminal relay, \
+             its terminals stay gVisor's host-terminal emulation",
+            root.display()
+        );
         return false;
     }
     match io::console::relay_binary() {

@@ -134,6 +134,35 @@ impl Containerd {
             .map(|r| r.into_inner().pid)
     }
 
+    /// Creates the task of container `id` on a read-only overlay of `layers`
+    /// (top first; what containerd sends for a snapshot view of an image of
+    /// several layers: no upper dir, so the filesystem itself is read-only;
+    /// the spec's root is the bundle's `rootfs`), with the given stdio.
+    pub fn create_on_read_only_rootfs(
+        &self,
+        id: &str,
+        layers: &[&str],
+        stdout: &str,
+        stderr: &str,
+    ) -> Result<u32, Status> {
+        let message = CreateTaskRequest {
+            container_id: id.to_string(),
+            stdout: stdout.to_string(),
+            stderr: stderr.to_string(),
+            rootfs: vec![::containerd_client::types::Mount {
+                r#type: "overlay".to_string(),
+                source: "overlay".to_string(),
+                options: vec![format!("lowerdir={}", layers.join(":"))],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let req = in_namespace(&self.namespace, message)?;
+        self.runtime
+            .block_on(self.client().create(req))
+            .map(|r| r.into_inner().pid)
+    }
+
     /// Starts the init (`exec_id` empty) or an exec.
     pub fn start(&self, id: &str, exec_id: &str) -> Result<u32, Status> {
         let message = StartRequest {
