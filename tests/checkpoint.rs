@@ -41,12 +41,17 @@ fn sid_tools(backend: &str) -> Option<(PathBuf, PathBuf)> {
 
 /// Reads `child`'s stdout on a thread into a shared string.
 fn collect(mut child: std::process::Child) -> (std::process::Child, Arc<Mutex<String>>) {
+    let stdout = child.stdout.take().expect("ctr's stdout");
+    (child, read_into_string(stdout))
+}
+
+/// Reads `from` to its end on a thread into a shared string.
+fn read_into_string(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     let out = Arc::new(Mutex::new(String::new()));
-    let mut stdout = child.stdout.take().expect("ctr's stdout");
     let o = out.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
+        while let Ok(n) = from.read(&mut buf) {
             if n == 0 {
                 break;
             }
@@ -55,7 +60,18 @@ fn collect(mut child: std::process::Child) -> (std::process::Child, Arc<Mutex<St
             }
         }
     });
-    (child, out)
+    out
+}
+
+/// The numbers of the `tick N` lines the output shows.
+fn tick_numbers(out: &Mutex<String>) -> Vec<u64> {
+    out.lock()
+        .map(|s| {
+            s.lines()
+                .filter_map(|l| l.strip_prefix("tick ")?.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// How many ticks the output shows.
@@ -336,6 +352,92 @@ fn failed_restore_leaves_nothing(backend: &str, test: &str) {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// The CRIU layer (media type, digest, size) of checkpoint image `image`,
+/// read from its index in containerd's content store.
+fn criu_layer(env: &Env, image: &str) -> (String, String, i64) {
+    let listed = text(&env.ctr(&["images", "ls"]).stdout);
+    let digest = listed
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(image)).then(|| f.nth(1)).flatten()
+        })
+        .unwrap_or_else(|| panic!("{image} not in {listed}"))
+        .to_string();
+    let index: serde_json::Value =
+        serde_json::from_slice(&env.ctr(&["content", "get", &digest]).stdout)
+            .expect("the checkpoint's index");
+    let media_type = "application/vnd.containerd.container.criu.checkpoint.criu.tar";
+    let layer = index["manifests"]
+        .as_array()
+        .and_then(|m| m.iter().find(|d| d["mediaType"] == media_type))
+        .unwrap_or_else(|| panic!("no CRIU layer in {index}"));
+    (
+        media_type.to_string(),
+        layer["digest"].as_str().expect("digest").to_string(),
+        layer["size"].as_i64().expect("size"),
+    )
+}
+
+/// A task restored the way containerd's Go client restores one
+/// (`NewTask(.., WithTaskCheckpoint(image))` with the client's own FIFOs;
+/// `ctr containers restore --live` detaches and drops its output): its
+/// output reaches the client, going on from where the checkpoint was.
+fn restored_output_reaches_the_client(backend: &str, test: &str) {
+    let Some((env, mut child, out)) = start_ticking(
+        backend,
+        test,
+        &[],
+        "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    ) else {
+        return;
+    };
+    wait_ticks(&out, 5, "before the checkpoint");
+    let before = tick_numbers(&out).into_iter().max().unwrap_or(0);
+    checkpoint_box(&env);
+    remove_box(&env, &mut child);
+    // The container again, from the checkpoint's spec and rw layer: ctr
+    // starts a fresh task in it, which goes before the restored one comes.
+    let rs = env.ctr(&["containers", "restore", "--rw", "box", "checkpoint/box:1"]);
+    assert_eq!(code(&rs), 0, "containers restore: {}", text(&rs.stderr));
+    let _ = env.ctr(&["task", "kill", "-s", "SIGKILL", "box"]);
+    env.wait_status("box", "STOPPED");
+    let rm = env.ctr(&["task", "rm", "box"]);
+    assert_eq!(code(&rm), 0, "task rm: {}", text(&rm.stderr));
+
+    let layer = criu_layer(&env, "checkpoint/box:1");
+    let fifo = env.dir.join("restored.out");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::File::open(fifo).expect("the client's FIFO"))
+    };
+    let tasks = Containerd::connect(&env.address, &env.namespace).expect("containerd's API");
+    tasks
+        .create_from_checkpoint(
+            "box",
+            (&layer.0, &layer.1, layer.2),
+            &fifo.display().to_string(),
+            "",
+        )
+        .expect("task create from the checkpoint");
+    let restored = read_into_string(reader.join().expect("FIFO opener"));
+    tasks.start("box", "").expect("start (restore)");
+    wait_ticks(&restored, 5, "after the restore");
+    let after = tick_numbers(&restored);
+    assert!(
+        after.first().is_some_and(|&first| first > before),
+        "the restored task's ticks {after:?} do not go on from {before}"
+    );
+    let _ = env.ctr(&["task", "kill", "-s", "SIGKILL", "box"]);
+    assert_eq!(tasks.wait("box", "").expect("wait"), 137);
+    tasks.delete("box").expect("delete");
+    let rm = env.ctr(&["containers", "rm", "box"]);
+    assert_eq!(code(&rm), 0, "containers rm: {}", text(&rm.stderr));
+    let _ = env.ctr(&["images", "rm", "--sync", "checkpoint/box:1"]);
+    env.assert_clean(backend, &["box"]);
+}
+
 /// The container's cgroup (`/<namespace>/<id>`, as containerd's client
 /// sets it) is gone from every hierarchy, within 10 s.
 fn assert_no_cgroup(env: &Env, id: &str) {
@@ -374,6 +476,10 @@ mod runc {
     fn failed_restore_leaves_nothing() {
         super::failed_restore_leaves_nothing("runc", "runc-failed_restore_leaves_nothing")
     }
+    #[test]
+    fn restored_output_reaches_the_client() {
+        super::restored_output_reaches_the_client("runc", "runc-restored_output")
+    }
 }
 
 mod crun {
@@ -392,5 +498,9 @@ mod crun {
     #[test]
     fn failed_restore_leaves_nothing() {
         super::failed_restore_leaves_nothing("crun", "crun-failed_restore_leaves_nothing")
+    }
+    #[test]
+    fn restored_output_reaches_the_client() {
+        super::restored_output_reaches_the_client("crun", "crun-restored_output")
     }
 }

@@ -163,6 +163,56 @@ impl Containerd {
             .map(|r| r.into_inner().pid)
     }
 
+    /// Creates the task of container `id` (on its overlayfs snapshot `id`)
+    /// restored from the CRIU layer `(media type, digest, size)` of a
+    /// checkpoint image, with the given stdio: what the Go client's
+    /// `NewTask(.., WithTaskCheckpoint(image))` sends.
+    pub fn create_from_checkpoint(
+        &self,
+        id: &str,
+        criu_layer: (&str, &str, i64),
+        stdout: &str,
+        stderr: &str,
+    ) -> Result<u32, Status> {
+        let (media_type, digest, size) = criu_layer;
+        // The container's snapshot (ctr names it after the container), as
+        // the Go client sends its mounts with every NewTask.
+        let mounts_req = in_namespace(
+            &self.namespace,
+            ::containerd_client::services::v1::snapshots::MountsRequest {
+                snapshotter: "overlayfs".to_string(),
+                key: id.to_string(),
+            },
+        )?;
+        let rootfs = self
+            .runtime
+            .block_on(
+                ::containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient::new(
+                    self.channel.clone(),
+                )
+                .mounts(mounts_req),
+            )?
+            .into_inner()
+            .mounts;
+        let message = CreateTaskRequest {
+            container_id: id.to_string(),
+            stdout: stdout.to_string(),
+            stderr: stderr.to_string(),
+            rootfs,
+            checkpoint: Some(::containerd_client::types::Descriptor {
+                media_type: media_type.to_string(),
+                digest: digest.to_string(),
+                size,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let req = in_namespace(&self.namespace, message)?;
+        self.runtime
+            .block_on(self.client().create(req))
+            .map(|r| r.into_inner().pid)
+    }
+
     /// Starts the init (`exec_id` empty) or an exec.
     pub fn start(&self, id: &str, exec_id: &str) -> Result<u32, Status> {
         let message = StartRequest {
