@@ -282,6 +282,22 @@ impl Backend {
         self == Backend::Runsc
     }
 
+    /// Global flags for a container whose rootfs is a read-only filesystem
+    /// (a snapshot view, as containerd's client makes for a user-namespaced
+    /// read-only rootfs). runsc: `--overlay2=none`. From 2023 on runsc puts
+    /// an overlay over the rootfs whose file store it makes in the rootfs
+    /// directory (default `root:self`; 20240729: "failed to create filestore
+    /// file inside ...: read-only file system"); without the overlay the
+    /// container sees its rootfs read-only, as under runc. Every runsc this
+    /// project runs (20221219 on) takes `none`.
+    pub fn read_only_rootfs_flags(self, read_only: bool) -> Vec<String> {
+        if self == Backend::Runsc && read_only {
+            vec!["--overlay2=none".to_string()]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Whether terminal processes run under the shim's relay (runsc).
     ///
     /// gVisor gives the container the console pty as an imported host fd
@@ -531,6 +547,17 @@ mod tests {
         assert!(Backend::Crun
             .adapt_spec(&mut spec, "ns")
             .contains(&"masked directories as read-only tmpfs mounts"));
+    }
+
+    #[test]
+    fn only_runsc_needs_flags_for_a_read_only_rootfs() {
+        assert_eq!(
+            Backend::Runsc.read_only_rootfs_flags(true),
+            ["--overlay2=none"]
+        );
+        assert!(Backend::Runsc.read_only_rootfs_flags(false).is_empty());
+        assert!(Backend::Runc.read_only_rootfs_flags(true).is_empty());
+        assert!(Backend::Crun.read_only_rootfs_flags(true).is_empty());
     }
 
     #[test]

@@ -204,15 +204,9 @@ pub fn create(
     // The process as given, before a backend wraps it (runsc's relay).
     let given_process = spec.get("process").cloned().unwrap_or(Value::Null);
     let mut adapted = cfg.backend.adapt_spec(&mut spec, namespace);
-    let runtime = runtime_for(&req.id, namespace, &bundle, &cfg, &spec)?;
+    let mut runtime = runtime_for(&req.id, namespace, &bundle, &cfg, &spec)?;
     std::fs::create_dir_all(&runtime.root).map_err(|e| {
         TaskError::internal(format!("runtime root {}: {e}", runtime.root.display()))
-    })?;
-    runtime.save(&bundle).map_err(|e| {
-        TaskError::internal(format!(
-            "bundle {}: saving runtime record: {e}",
-            bundle.display()
-        ))
     })?;
 
     let rootfs = bundle.join("rootfs");
@@ -235,10 +229,30 @@ pub fn create(
         .pointer("/root/path")
         .and_then(Value::as_str)
         .map_or_else(|| rootfs.clone(), |p| bundle.join(p));
-    // After the rootfs is mounted: whether the relay can be is a property
-    // of the mounted filesystem.
+    // After the rootfs is mounted: whether it is a read-only filesystem (a
+    // snapshot view) decides backend flags and the runsc terminal relay.
+    let read_only_root = mount::read_only(&root);
+    let flags = runtime.backend.read_only_rootfs_flags(read_only_root);
+    if !flags.is_empty() {
+        log::info!(
+            "container {}: its rootfs {} is a read-only filesystem: {}",
+            req.id,
+            root.display(),
+            flags.join(" ")
+        );
+    }
+    // Before the user's flags, which may say otherwise.
+    runtime.flags.splice(0..0, flags);
+    if let Err(e) = runtime.save(&bundle) {
+        undo_mounts();
+        return Err(TaskError::internal(format!(
+            "bundle {}: saving runtime record: {e}",
+            bundle.display()
+        )));
+    }
     let terminal_relay = !cfg.runsc_host_terminal
-        && mount_terminal_relay(&req.id, cfg.backend, &root, &mut spec, &mut adapted);
+        && !read_only_root
+        && mount_terminal_relay(&req.id, cfg.backend, &mut spec, &mut adapted);
     if let Some(process) = spec.get_mut("process") {
         adapted.extend(cfg.backend.terminal_process(process, terminal_relay));
     }
@@ -420,26 +434,18 @@ fn create_in_runtime(
 /// runsc: installs the terminal relay on the host and mounts it into the
 /// container. False if it cannot be had: terminals are then gVisor's
 /// host-terminal emulation, which has no name in the sandbox.
+/// Mounts the runsc terminal relay, where the backend has one. Not on a
+/// rootfs that is a read-only filesystem: gVisor's gofer makes a bind
+/// mount's mount point in the rootfs itself, /dev included, and `runsc
+/// create` fails with "read-only file system"; terminals there stay
+/// gVisor's host-terminal emulation.
 fn mount_terminal_relay(
     id: &str,
     backend: Backend,
-    root: &Path,
     spec: &mut Value,
     adapted: &mut Vec<&'static str>,
 ) -> bool {
     if !backend.relays_terminal() {
-        return false;
-    }
-    // gVisor's gofer makes a bind mount's mount point in the rootfs itself,
-    // /dev included: on a read-only filesystem (a snapshot view, as
-    // containerd's client makes for a user-namespaced read-only rootfs)
-    // `runsc create` fails with "read-only file system".
-    if mount::read_only(root) {
-        log::info!(
-            "container {id}: its rootfs {} is a read-only filesystem: no terminal relay, \
-             its terminals stay gVisor's host-terminal emulation",
-            root.display()
-        );
         return false;
     }
     match io::console::relay_binary() {
