@@ -159,18 +159,16 @@ fn start_ticking(
     Some((env, child, out))
 }
 
+/// A shell printing `tick N` ten times a second.
+const TICKER: &str = "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done";
+
 /// `ctr task checkpoint` of a running container whose stdout is the
 /// client's FIFO: the image is written, the container goes on and its
 /// output still reaches the client; checkpointed with `exit` it stops.
 /// Nothing is left. (nucleus.toml `stdio = "copy"`: the process's output is
 /// a pipe CRIU can dump, not containerd's FIFO.)
 fn checkpoint_with_fifo_output(backend: &str, test: &str) {
-    let Some((env, mut child, out)) = start_ticking(
-        backend,
-        test,
-        &[],
-        "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done",
-    ) else {
+    let Some((env, mut child, out)) = start_ticking(backend, test, &[], TICKER) else {
         return;
     };
     wait_ticks(&out, 3, "before the checkpoint");
@@ -228,7 +226,11 @@ fn counter(env: &Env, exec_id: &str) -> u64 {
 
 /// `ctr containers checkpoint --task` then `ctr containers restore --live`:
 /// the task comes back with its memory (a shell's counter goes on from
-/// where it was, not from 0), runs, and ends cleanly.
+/// where it was, not from 0), runs, and ends cleanly. (crun masks
+/// directories with a bind mount CRIU cannot restore; the shim gives crun
+/// read-only tmpfs mounts there instead, runtime::backend's
+/// `masked_dirs_as_tmpfs`: without it crun's restore fails with CRIU's "No
+/// mapping for N:(null) mountpoint".)
 fn checkpoint_and_restore(backend: &str, test: &str) {
     let Some((env, mut child, out)) = start_ticking(
         backend,
@@ -384,12 +386,7 @@ fn criu_layer(env: &Env, image: &str) -> (String, String, i64) {
 /// `ctr containers restore --live` detaches and drops its output): its
 /// output reaches the client, going on from where the checkpoint was.
 fn restored_output_reaches_the_client(backend: &str, test: &str) {
-    let Some((env, mut child, out)) = start_ticking(
-        backend,
-        test,
-        &[],
-        "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done",
-    ) else {
+    let Some((env, mut child, out)) = start_ticking(backend, test, &[], TICKER) else {
         return;
     };
     wait_ticks(&out, 5, "before the checkpoint");
@@ -463,44 +460,9 @@ fn assert_no_cgroup(env: &Env, id: &str) {
     }
 }
 
-mod runc {
-    #[test]
-    fn checkpoint_with_fifo_output() {
-        super::checkpoint_with_fifo_output("runc", "runc-checkpoint_with_fifo_output")
-    }
-    #[test]
-    fn checkpoint_and_restore() {
-        super::checkpoint_and_restore("runc", "runc-checkpoint_and_restore")
-    }
-    #[test]
-    fn failed_restore_leaves_nothing() {
-        super::failed_restore_leaves_nothing("runc", "runc-failed_restore_leaves_nothing")
-    }
-    #[test]
-    fn restored_output_reaches_the_client() {
-        super::restored_output_reaches_the_client("runc", "runc-restored_output")
-    }
-}
-
-mod crun {
-    #[test]
-    fn checkpoint_with_fifo_output() {
-        super::checkpoint_with_fifo_output("crun", "crun-checkpoint_with_fifo_output")
-    }
-    // crun masks directories with a bind mount CRIU cannot restore: the
-    // shim gives crun read-only tmpfs mounts for them instead
-    // (runtime::backend's masked_dirs_as_tmpfs); without that, this fails
-    // with CRIU's "No mapping for N:(null) mountpoint".
-    #[test]
-    fn checkpoint_and_restore() {
-        super::checkpoint_and_restore("crun", "crun-checkpoint_and_restore")
-    }
-    #[test]
-    fn failed_restore_leaves_nothing() {
-        super::failed_restore_leaves_nothing("crun", "crun-failed_restore_leaves_nothing")
-    }
-    #[test]
-    fn restored_output_reaches_the_client() {
-        super::restored_output_reaches_the_client("crun", "crun-restored_output")
-    }
-}
+on_runc_and_crun!(
+    checkpoint_with_fifo_output,
+    checkpoint_and_restore,
+    failed_restore_leaves_nothing,
+    restored_output_reaches_the_client,
+);

@@ -46,6 +46,16 @@ fn in_namespace_within<T>(
     Ok(req)
 }
 
+/// A Tasks/Create request for container `id` with the given stdio.
+fn task_request(id: &str, stdout: &str, stderr: &str) -> CreateTaskRequest {
+    CreateTaskRequest {
+        container_id: id.to_string(),
+        stdout: stdout.to_string(),
+        stderr: stderr.to_string(),
+        ..Default::default()
+    }
+}
+
 /// `containerd.services.tasks.v1.Tasks/Update` on task `id` of the containerd
 /// at `address` (a unix socket path), in `namespace`, with `resources` as the
 /// Go client's `task.Update(ctx, WithResources(r))` sends it: an Any of
@@ -116,18 +126,18 @@ impl Containerd {
         stderr: &str,
         options: Option<(&str, Vec<u8>)>,
     ) -> Result<u32, Status> {
-        let mut message = CreateTaskRequest {
-            container_id: id.to_string(),
-            stdout: stdout.to_string(),
-            stderr: stderr.to_string(),
-            ..Default::default()
-        };
+        let mut message = task_request(id, stdout, stderr);
         if let Some((type_url, value)) = options {
             let mut any = message.options.take().unwrap_or_default();
             any.type_url = type_url.to_string();
             any.value = value;
             message.options = Some(any);
         }
+        self.create_task(message)
+    }
+
+    /// Sends Tasks/Create; the task's pid.
+    fn create_task(&self, message: CreateTaskRequest) -> Result<u32, Status> {
         let req = in_namespace(&self.namespace, message)?;
         self.runtime
             .block_on(self.client().create(req))
@@ -145,22 +155,15 @@ impl Containerd {
         stdout: &str,
         stderr: &str,
     ) -> Result<u32, Status> {
-        let message = CreateTaskRequest {
-            container_id: id.to_string(),
-            stdout: stdout.to_string(),
-            stderr: stderr.to_string(),
+        self.create_task(CreateTaskRequest {
             rootfs: vec![::containerd_client::types::Mount {
                 r#type: "overlay".to_string(),
                 source: "overlay".to_string(),
                 options: vec![format!("lowerdir={}", layers.join(":"))],
                 ..Default::default()
             }],
-            ..Default::default()
-        };
-        let req = in_namespace(&self.namespace, message)?;
-        self.runtime
-            .block_on(self.client().create(req))
-            .map(|r| r.into_inner().pid)
+            ..task_request(id, stdout, stderr)
+        })
     }
 
     /// Creates the task of container `id` (on its overlayfs snapshot `id`)
@@ -194,10 +197,7 @@ impl Containerd {
             )?
             .into_inner()
             .mounts;
-        let message = CreateTaskRequest {
-            container_id: id.to_string(),
-            stdout: stdout.to_string(),
-            stderr: stderr.to_string(),
+        self.create_task(CreateTaskRequest {
             rootfs,
             checkpoint: Some(::containerd_client::types::Descriptor {
                 media_type: media_type.to_string(),
@@ -205,12 +205,8 @@ impl Containerd {
                 size,
                 ..Default::default()
             }),
-            ..Default::default()
-        };
-        let req = in_namespace(&self.namespace, message)?;
-        self.runtime
-            .block_on(self.client().create(req))
-            .map(|r| r.into_inner().pid)
+            ..task_request(id, stdout, stderr)
+        })
     }
 
     /// Starts the init (`exec_id` empty) or an exec.

@@ -25,6 +25,15 @@ macro_rules! on_each_backend {
     };
 }
 
+/// The same for the backends CRIU checkpoints (runc, crun).
+#[allow(unused_macros)]
+macro_rules! on_runc_and_crun {
+    ($($test:ident),* $(,)?) => {
+        mod crun { $( #[test] fn $test() { super::$test("crun", concat!("crun-", stringify!($test))) } )* }
+        mod runc { $( #[test] fn $test() { super::$test("runc", concat!("runc-", stringify!($test))) } )* }
+    };
+}
+
 /// The runtime name under test.
 pub const RUNTIME: &str = "io.nucleus.v1";
 /// The pause image the CRI tests build and import.
