@@ -434,11 +434,11 @@ fn create_in_runtime(
 /// runsc: installs the terminal relay on the host and mounts it into the
 /// container. False if it cannot be had: terminals are then gVisor's
 /// host-terminal emulation, which has no name in the sandbox.
-/// Mounts the runsc terminal relay, where the backend has one. Not on a
-/// rootfs that is a read-only filesystem: gVisor's gofer makes a bind
-/// mount's mount point in the rootfs itself, /dev included, and `runsc
-/// create` fails with "read-only file system"; terminals there stay
-/// gVisor's host-terminal emulation.
+/// Mounts the runsc terminal relay, where the backend has one. Create does
+/// not call it for a rootfs that is a read-only filesystem: gVisor's gofer
+/// makes a bind mount's mount point in the rootfs itself, /dev included,
+/// and `runsc create` fails with "read-only file system"; terminals there
+/// stay gVisor's host-terminal emulation.
 fn mount_terminal_relay(
     id: &str,
     backend: Backend,
