@@ -328,7 +328,7 @@ mod tests {
         assert_eq!(c.policy.pids_limit, 100);
         assert_eq!(c.policy.trusted_hook_dirs, vec!["/opt/hooks/"]);
         assert_eq!(
-            c.policy.capabilities.len(),
+            c.policy.allowed_capabilities.len(),
             13,
             "unset knobs keep their defaults"
         );

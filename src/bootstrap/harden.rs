@@ -43,8 +43,17 @@ pub fn run(args: &HardenArgs) -> Result<String, BootstrapError> {
         (None, Some(b)) => b,
         _ => cfg.backend,
     };
-    let hardened = harden::harden_bundle(bundle_dir, &cfg.policy, backend, args.dry_run)
-        .map_err(|e| BootstrapError(format!("bundle {}: {e}", args.bundle)))?;
+    let version = (backend == crate::runtime::Backend::Runsc)
+        .then(|| crate::runtime::version(&crate::runtime::DirectRunner, &cfg.binary))
+        .flatten();
+    let hardened = harden::harden_bundle(
+        bundle_dir,
+        &cfg.policy,
+        backend,
+        version.as_deref(),
+        args.dry_run,
+    )
+    .map_err(|e| BootstrapError(format!("bundle {}: {e}", args.bundle)))?;
     let mut out = format!("config: {}; runtime: {}\n", cfg.source, backend.name());
     out.push_str(&hardened.report.render());
     if args.dry_run {

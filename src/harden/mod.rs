@@ -21,7 +21,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-pub use policy::{Level, Policy, LEVEL_ANNOTATION};
+pub use policy::{Level, Policy, SeccompMode, LEVEL_ANNOTATION, SECCOMP_ANNOTATION};
 pub use report::Report;
 
 use crate::runtime::Backend;
@@ -80,12 +80,12 @@ pub fn harden(
         }
         process::rlimits(process, level, policy, &mut report)?;
     }
+    if privileged.is_none() {
+        seccomp::apply(root, level, backend, policy, &mut report)?;
+    }
     let linux = spec::child(root, "linux", "linux")?;
     if privileged.is_none() {
         paths::apply(linux, policy, &mut report)?;
-        if strict {
-            seccomp::apply(linux, backend, &mut report);
-        }
     }
     resources::pids(linux, policy, &mut report)?;
     if privileged.is_none() {
@@ -188,18 +188,23 @@ pub struct Hardened {
 
 /// Reads the bundle's spec (the kept original if hardened before), hardens
 /// it and, unless `dry_run`, writes config.json, the original and the
-/// report into the bundle.
+/// report into the bundle. `runtime_version` (the runtime's `--version`
+/// line, where the report depends on it) names the runtime in the report.
 pub fn harden_bundle(
     bundle: &Path,
     policy: &Policy,
     backend: Backend,
+    runtime_version: Option<&str>,
     dry_run: bool,
 ) -> Result<Hardened, HardenError> {
     let source = bundle::read(bundle)?;
     let mut spec = source.spec.clone();
     let euid = nix::unistd::geteuid().as_raw();
-    let report = harden(&mut spec, policy, backend, euid)
+    let mut report = harden(&mut spec, policy, backend, euid)
         .map_err(|e| HardenError(format!("{}: {e}", source.path.display())))?;
+    if report.level != Level::Off {
+        gvisor::paths_note(&spec, backend, runtime_version, &mut report);
+    }
     if !dry_run {
         bundle::write(bundle, &source, &spec, &report)?;
     }
@@ -275,9 +280,9 @@ mod tests {
             json!({"kept": true}),
             "unknown fields survive"
         );
-        assert!(
-            s["linux"].get("seccomp").is_none(),
-            "no seccomp under default"
+        assert_eq!(
+            s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO",
+            "the seccomp floor under default"
         );
         assert_ne!(s["root"]["readonly"], true);
         assert!(
@@ -298,7 +303,11 @@ mod tests {
         assert_eq!(r.level, Level::Strict);
         assert_eq!(s["process"]["capabilities"]["bounding"], json!([]));
         assert_eq!(s["root"]["readonly"], true);
-        assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        let allowed = s["linux"]["seccomp"]["syscalls"][0]["names"]
+            .as_array()
+            .unwrap();
+        assert!(!allowed.contains(&json!("ptrace")), "strict refuses ptrace");
         let tmp = s["mounts"]
             .as_array()
             .unwrap()
@@ -363,15 +372,20 @@ mod tests {
         let rules = ExecRules::new(&policy, &r);
         let mut p = ctr_spec()["process"].clone();
         p["noNewPrivileges"] = json!(false);
+        let er = rules.apply(&mut p, Backend::Runc).unwrap();
+        assert_eq!(p["noNewPrivileges"], true);
+        let b = spec::strings(p.pointer("/capabilities/bounding"), "b").unwrap();
+        assert!(!b.iter().any(|c| c == "CAP_NET_RAW"));
+        assert!(!er.changes.is_empty());
         p["capabilities"]["bounding"]
             .as_array_mut()
             .unwrap()
             .push(json!("CAP_SYS_ADMIN"));
-        let er = rules.apply(&mut p, Backend::Runc).unwrap();
-        assert_eq!(p["noNewPrivileges"], true);
-        let b = spec::strings(p.pointer("/capabilities/bounding"), "b").unwrap();
-        assert!(!b.iter().any(|c| c == "CAP_SYS_ADMIN" || c == "CAP_NET_RAW"));
-        assert!(!er.changes.is_empty());
+        let e = rules.apply(&mut p, Backend::Runc).unwrap_err();
+        assert!(
+            e.0.contains("CAP_SYS_ADMIN"),
+            "an exec asking for more: {e}"
+        );
         let e = rules
             .apply(&mut json!({"Capabilities": {}}), Backend::Runc)
             .unwrap_err();
@@ -425,7 +439,7 @@ mod tests {
         let spec_path = dir.path().join(bundle::SPEC_FILE);
         let original = serde_json::to_vec(&ctr_spec()).unwrap();
         std::fs::write(&spec_path, &original).unwrap();
-        let dry = harden_bundle(dir.path(), &Policy::default(), Backend::Runc, true).unwrap();
+        let dry = harden_bundle(dir.path(), &Policy::default(), Backend::Runc, None, true).unwrap();
         assert!(!dry.report.changes.is_empty());
         assert_eq!(
             std::fs::read(&spec_path).unwrap(),
@@ -433,7 +447,8 @@ mod tests {
             "dry run writes nothing"
         );
         assert!(!dir.path().join(bundle::REPORT_FILE).exists());
-        let done = harden_bundle(dir.path(), &Policy::default(), Backend::Runc, false).unwrap();
+        let done =
+            harden_bundle(dir.path(), &Policy::default(), Backend::Runc, None, false).unwrap();
         let written: Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
         assert_eq!(written, done.spec);
         assert_eq!(

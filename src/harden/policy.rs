@@ -10,6 +10,49 @@ use super::HardenError;
 /// the config allows loosening).
 pub const LEVEL_ANNOTATION: &str = "io.nucleus.policy";
 
+/// Annotation a container uses to ask for `unconfined` (no seccomp floor;
+/// only where the config allows loosening) or `floor`.
+pub const SECCOMP_ANNOTATION: &str = "io.nucleus.seccomp";
+
+/// What a spec without a seccomp profile gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompMode {
+    /// The nucleus allow-list (see `harden::seccomp`).
+    Floor,
+    /// No profile: every syscall reaches the kernel.
+    Unconfined,
+}
+
+impl SeccompMode {
+    pub(crate) fn parse(s: &str) -> Option<SeccompMode> {
+        match s {
+            "floor" => Some(SeccompMode::Floor),
+            "unconfined" => Some(SeccompMode::Unconfined),
+            _ => None,
+        }
+    }
+}
+
+/// Capabilities containerd gives every container (`ctr run`, CRI): one the
+/// workload holds beyond these was asked for explicitly.
+pub const CONTAINERD_DEFAULT_CAPABILITIES: [&str; 14] = [
+    "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_MKNOD",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
 /// How hard a spec is clamped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,8 +129,17 @@ pub struct Policy {
     pub allow_gvisor_annotations: bool,
     /// Directories OCI hooks may come from (each ending in `/`).
     pub trusted_hook_dirs: Vec<String>,
-    /// Capabilities the default level keeps (the baseline set).
-    pub capabilities: Vec<String>,
+    /// Capabilities the default level keeps (the baseline set). One a
+    /// workload asks for beyond containerd's defaults and this list is a
+    /// Create error; containerd's defaults outside it (NET_RAW) are dropped.
+    /// (`capabilities` is the older name.)
+    #[serde(alias = "capabilities")]
+    pub allowed_capabilities: Vec<String>,
+    /// What a spec without a seccomp profile gets: `floor` or `unconfined`.
+    pub seccomp: SeccompMode,
+    /// Give runsc the floor too (runsc filters in its sentry; the floor
+    /// adds a filter on the workload's own syscalls).
+    pub seccomp_floor_on_runsc: bool,
     /// Paths masked in addition to the built-in list.
     pub extra_masked_paths: Vec<String>,
     /// Paths made read-only in addition to the built-in list.
@@ -117,10 +169,12 @@ impl Default for Policy {
             allow_privileged: false,
             allow_gvisor_annotations: false,
             trusted_hook_dirs: TRUSTED_HOOK_DIRS.iter().map(|s| s.to_string()).collect(),
-            capabilities: BASELINE_CAPABILITIES
+            allowed_capabilities: BASELINE_CAPABILITIES
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            seccomp: SeccompMode::Floor,
+            seccomp_floor_on_runsc: false,
             extra_masked_paths: Vec::new(),
             extra_readonly_paths: Vec::new(),
             extra_mount_types: Vec::new(),
@@ -158,11 +212,11 @@ impl Policy {
                 ));
             }
         }
-        for c in &self.capabilities {
+        for c in &self.allowed_capabilities {
             let n = cap_name(c);
             if n.len() <= 4 || !n[4..].chars().all(|c| c.is_ascii_uppercase() || c == '_') {
                 return Err(format!(
-                    "config {origin}: policy.capabilities entry {c:?} is not a capability name"
+                    "config {origin}: policy.allowed_capabilities entry {c:?} is not a capability name"
                 ));
             }
         }
@@ -275,7 +329,7 @@ mod tests {
                 ..Policy::default()
             },
             Policy {
-                capabilities: vec!["NET-RAW".into()],
+                allowed_capabilities: vec!["NET-RAW".into()],
                 ..Policy::default()
             },
             Policy {

@@ -2,14 +2,16 @@
 
 use serde_json::{json, Map, Value};
 
-use super::policy::{cap_name, Level};
+use super::policy::{cap_name, Level, CONTAINERD_DEFAULT_CAPABILITIES};
 use super::report::Report;
 use super::{spec, HardenError, Policy};
 
 const CAP_SETS: [&str; 4] = ["bounding", "effective", "permitted", "inheritable"];
 
-/// Clamps every capability set, ambient included, to the allowed ones (none
-/// under strict). An ambient capability the policy allows is kept: it gives
+/// Refuses a capability the workload asked for beyond containerd's defaults
+/// that the policy does not allow; then clamps every capability set,
+/// ambient included, to the allowed ones (none under strict), which drops
+/// containerd's defaults the policy leaves out (NET_RAW) and reports them. An ambient capability the policy allows is kept: it gives
 /// a non-root process (`nc -l -p 80` as uid 1000 with NET_BIND_SERVICE,
 /// what Kubernetes' restricted Pod Security level permits) only what root
 /// in the same container has anyway, and clearing it would push such
@@ -26,9 +28,24 @@ pub fn capabilities(
     };
     let allowed: Vec<String> = match level {
         Level::Strict => Vec::new(),
-        _ => policy.capabilities.iter().map(|c| cap_name(c)).collect(),
+        _ => policy
+            .allowed_capabilities
+            .iter()
+            .map(|c| cap_name(c))
+            .collect(),
     };
-    for set in CAP_SETS.into_iter().chain(["ambient"]) {
+    let sets = CAP_SETS.into_iter().chain(["ambient"]);
+    for set in sets.clone() {
+        let field = format!("process.capabilities.{set}");
+        for c in spec::strings(caps.get(set), &field)? {
+            let name = cap_name(&c);
+            if !allowed.contains(&name) && !CONTAINERD_DEFAULT_CAPABILITIES.contains(&name.as_str())
+            {
+                return Err(refused(&name, &field, level));
+            }
+        }
+    }
+    for set in sets {
         let field = format!("process.capabilities.{set}");
         if !caps.contains_key(set) {
             continue;
@@ -43,6 +60,24 @@ pub fn capabilities(
         caps.insert(set.to_string(), keep.into());
     }
     Ok(())
+}
+
+/// The Create error for a capability the workload asked for and the policy
+/// does not allow: named, with the knob, instead of an EPERM deep inside
+/// the application later.
+fn refused(cap: &str, field: &str, level: Level) -> HardenError {
+    let how = match level {
+        Level::Strict => format!(
+            "the strict level allows no capability (choose the default level for this container, \
+             and add {cap} to allowed_capabilities under [policy] in nucleus.toml)"
+        ),
+        _ => "an operator may allow it with allowed_capabilities under [policy] in nucleus.toml"
+            .to_string(),
+    };
+    HardenError(format!(
+        "capability {cap} asked for in {field} is not allowed by the nucleus policy at level {}; {how}",
+        level.name()
+    ))
 }
 
 /// Sets `noNewPrivileges`: setuid binaries and file capabilities grant nothing.
@@ -194,14 +229,12 @@ mod tests {
     }
 
     fn containerd_default_process() -> Value {
-        let mut caps = crate::harden::tests::CONTAINERD_DEFAULT_CAPS.to_vec();
-        caps.push("CAP_SYS_ADMIN");
-        let caps = json!(caps);
+        let caps = json!(crate::harden::tests::CONTAINERD_DEFAULT_CAPS);
         json!({
             "args": ["/bin/sh"],
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
                              "inheritable": caps,
-                             "ambient": ["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]},
+                             "ambient": ["CAP_NET_BIND_SERVICE", "CAP_NET_RAW"]},
             "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]
         })
     }
@@ -221,8 +254,38 @@ mod tests {
             p["capabilities"]["ambient"],
             json!(["CAP_NET_BIND_SERVICE"])
         );
-        // NET_RAW and SYS_ADMIN from 4 sets, SYS_ADMIN from ambient.
-        assert_eq!(r.changes.len(), 9);
+        // NET_RAW from all 5 sets, silently: containerd gave it, the
+        // workload did not ask.
+        assert_eq!(r.changes.len(), 5);
+    }
+
+    #[test]
+    fn a_capability_asked_for_and_not_allowed_is_refused_by_name() {
+        for set in CAP_SETS.into_iter().chain(["ambient"]) {
+            let mut p = containerd_default_process();
+            p["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("net_admin"));
+            let e = clamp(&mut p, Level::Default).unwrap_err();
+            assert!(
+                e.0.contains("CAP_NET_ADMIN")
+                    && e.0.contains(&format!("process.capabilities.{set}"))
+                    && e.0.contains("allowed_capabilities"),
+                "{e}"
+            );
+            let e = clamp(&mut p, Level::Strict).unwrap_err();
+            assert!(e.0.contains("strict"), "{e}");
+        }
+        let allow = Policy {
+            allowed_capabilities: vec!["CAP_CHOWN".into(), "SYS_ADMIN".into()],
+            ..Policy::default()
+        };
+        let mut p = json!({"capabilities": {"bounding": ["CAP_SYS_ADMIN", "CAP_KILL"]}});
+        let mut r = report();
+        capabilities(p.as_object_mut().unwrap(), Level::Default, &allow, &mut r).unwrap();
+        assert_eq!(p["capabilities"]["bounding"], json!(["CAP_SYS_ADMIN"]));
+        assert_eq!(r.changes.len(), 1, "KILL, a containerd default, dropped");
     }
 
     #[test]

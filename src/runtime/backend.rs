@@ -402,10 +402,25 @@ impl Backend {
     /// [`super::netns`]): then the sandbox joins it and uses the kernel's
     /// stack there (`--network=host`); no netns entry means host. App
     /// containers joining a pod's sandbox take its network as it is.
+    ///
+    /// runsc applies a spec's `linux.seccomp` only with `--oci-seccomp` (its
+    /// sentry filters the sandbox's own syscalls, not the workload's): a
+    /// spec with a profile (the workload's own, or the nucleus floor where
+    /// the config asks) gets it, so the profile is enforced as under runc.
     pub fn spec_flags(self, spec: &Value, misread: impl FnOnce(&str) -> bool) -> Vec<String> {
         if self != Backend::Runsc {
             return Vec::new();
         }
+        let mut flags = Vec::new();
+        if spec.pointer("/linux/seccomp").is_some_and(|s| !s.is_null()) {
+            flags.push("--oci-seccomp".to_string());
+        }
+        flags.extend(self.network_flags(spec, misread));
+        flags
+    }
+
+    /// runsc's network flags for a spec (see [`Backend::spec_flags`]).
+    fn network_flags(self, spec: &Value, misread: impl FnOnce(&str) -> bool) -> Vec<String> {
         let netns = spec
             .pointer("/linux/namespaces")
             .and_then(Value::as_array)
@@ -747,5 +762,12 @@ mod tests {
         let host = json!({"linux": {"namespaces": [{"type": "pid"}]}});
         assert_eq!(b.spec_flags(&host, never), vec!["--network=host"]);
         assert!(Backend::Runc.spec_flags(&own, never).is_empty());
+        let mut filtered = own.clone();
+        filtered["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO"});
+        assert_eq!(
+            b.spec_flags(&filtered, never),
+            vec!["--oci-seccomp", "--network=none"]
+        );
+        assert!(Backend::Runc.spec_flags(&filtered, never).is_empty());
     }
 }

@@ -62,6 +62,16 @@ pub trait CommandRunner: Send + Sync {
     fn run(&self, cmd: Command, capture: bool) -> std::io::Result<CommandOutput>;
 }
 
+/// The first line `binary --version` prints, if it runs and prints one.
+pub fn version(runner: &dyn CommandRunner, binary: &Path) -> Option<String> {
+    let mut cmd = crate::spawn::command(binary);
+    cmd.arg("--version").stdin(ChildIo::Null);
+    let out = runner.run(cmd, true).ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next()?.trim();
+    (out.status == 0 && !line.is_empty()).then(|| line.to_string())
+}
+
 /// Runs commands with std's own wait: for processes that are not subreapers.
 pub struct DirectRunner;
 

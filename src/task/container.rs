@@ -83,12 +83,19 @@ pub fn resolve_config(req: &CreateTaskRequest, namespace: &str) -> Result<Config
 /// Hardens the bundle's spec under the config's policy and writes it back;
 /// returns the spec the runtime will read and the rules for its execs.
 pub fn harden_bundle(
+    runner: &dyn CommandRunner,
     id: &str,
     bundle: &Path,
     cfg: &Config,
 ) -> Result<(Value, harden::ExecRules), TaskError> {
-    let hardened = harden::harden_bundle(bundle, &cfg.policy, cfg.backend, false)
-        .map_err(|e| TaskError::invalid(format!("container {id}: {e}")))?;
+    // runsc's version goes into the report: what it leaves undone of the
+    // spec's paths was measured per version (harden::gvisor).
+    let version = (cfg.backend == Backend::Runsc)
+        .then(|| crate::runtime::version(runner, &cfg.binary))
+        .flatten();
+    let hardened =
+        harden::harden_bundle(bundle, &cfg.policy, cfg.backend, version.as_deref(), false)
+            .map_err(|e| TaskError::invalid(format!("container {id}: {e}")))?;
     let summary = hardened.report.summary();
     if hardened.report.level == harden::Level::Off {
         log::warn!("container {id}: HARDENING IS OFF: {summary}");
@@ -200,7 +207,7 @@ pub fn create(
             req.id
         )));
     }
-    let (mut spec, exec_rules) = harden_bundle(&req.id, &bundle, &cfg)?;
+    let (mut spec, exec_rules) = harden_bundle(runner, &req.id, &bundle, &cfg)?;
     // The process as given, before a backend wraps it (runsc's relay).
     let given_process = spec.get("process").cloned().unwrap_or(Value::Null);
     let mut adapted = cfg.backend.adapt_spec(&mut spec, namespace);

@@ -890,9 +890,20 @@ impl Env {
 
     /// Args for `ctr run` on `backend` with the built rootfs (no snapshotter).
     pub fn run_args(&self, backend: &str, extra: &[&str], id: &str, cmd: &[&str]) -> Vec<String> {
+        self.run_args_with_config(&self.config(backend), extra, id, cmd)
+    }
+
+    /// Like [`Env::run_args`], through the nucleus.toml at `config`.
+    pub fn run_args_with_config(
+        &self,
+        config: &str,
+        extra: &[&str],
+        id: &str,
+        cmd: &[&str],
+    ) -> Vec<String> {
         let rootfs = image_dir().join("rootfs").display().to_string();
         let mut v: Vec<String> = vec!["run".into(), "--runtime".into(), RUNTIME.into()];
-        v.extend(["--runtime-config-path".into(), self.config(backend)]);
+        v.extend(["--runtime-config-path".into(), config.to_string()]);
         v.extend(extra.iter().map(|s| s.to_string()));
         v.extend(["--rootfs".into(), rootfs, id.into()]);
         v.extend(cmd.iter().map(|s| s.to_string()));
@@ -923,7 +934,12 @@ impl Env {
 
     /// `ctr run EXTRA` of `cmd` on `backend`.
     pub fn run_with(&self, backend: &str, extra: &[&str], id: &str, cmd: &[&str]) -> Output {
-        let args = self.run_args(backend, extra, id, cmd);
+        self.run_with_config(&self.config(backend), extra, id, cmd)
+    }
+
+    /// Like [`Env::run_with`], through the nucleus.toml at `config`.
+    pub fn run_with_config(&self, config: &str, extra: &[&str], id: &str, cmd: &[&str]) -> Output {
+        let args = self.run_args_with_config(config, extra, id, cmd);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.ctr(&args)
     }
