@@ -34,8 +34,8 @@ for suite in trixie sid; do
     set +a
     skip=(--skip runc_v2_leaves_them_open)
     if [ "$suite" = sid ]; then unset NUCLEUS_RUNSC; skip+=(--skip runsc::); fi
-    echo "test.sh: lifecycle, exec, hardening and conformance on $suite's runtimes"
-    cargo test --locked --test lifecycle --test exec --test hardening --test conformance -- \
+    echo "test.sh: lifecycle, exec, hardening, breakout and conformance on $suite's runtimes"
+    cargo test --locked --test lifecycle --test exec --test hardening --test breakout --test conformance -- \
       "${skip[@]}" --test-threads="${TEST_THREADS:-2}"
   )
 done

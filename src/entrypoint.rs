@@ -7,17 +7,15 @@
 //! it answers "missing" only when sure: a path under one of the spec's
 //! mounts, or one it cannot read, counts as present.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::harden::rootfs::{walk, End};
+
 /// runc's PATH when the process gives none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// Symlinks followed in one lookup before giving up (as the kernel's 40).
-const MAX_LINKS: usize = 40;
 
 /// What one path in the rootfs is.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,16 +55,7 @@ pub fn check(rootfs: &Path, process: &Value, mounts: &Value) -> Result<(), Strin
         Path::new("/"),
         process.get("cwd").and_then(Value::as_str).unwrap_or("/"),
     );
-    let look = |p: &Path| {
-        if mount_points
-            .iter()
-            .any(|m| m != Path::new("/") && p.starts_with(m))
-        {
-            Found::Unknown
-        } else {
-            lookup(rootfs, p)
-        }
-    };
+    let look = |p: &Path| lookup(rootfs, p, &mount_points);
     if arg0.contains('/') {
         let path = clean(&cwd, arg0);
         return match look(&path) {
@@ -122,47 +111,20 @@ fn clean(base: &Path, p: &str) -> PathBuf {
 }
 
 /// Looks container path `path` (absolute, clean) up under `rootfs`,
-/// following symlinks as if `rootfs` were `/`.
-fn lookup(rootfs: &Path, path: &Path) -> Found {
-    // Components still to walk, last first.
-    let mut todo: Vec<Vec<u8>> = components(path);
-    todo.reverse();
-    let mut at = PathBuf::from("/");
-    let mut links = 0;
-    while let Some(name) = todo.pop() {
-        if name == b".." {
-            at.pop();
-            continue;
-        }
-        let next = at.join(OsStr::from_bytes(&name));
-        let host = rootfs.join(next.strip_prefix("/").unwrap_or(&next));
-        let meta = match std::fs::symlink_metadata(&host) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Found::Missing,
-            Err(_) => return Found::Unknown,
-        };
-        if meta.file_type().is_symlink() {
-            links += 1;
-            if links > MAX_LINKS {
-                return Found::Unknown;
-            }
-            let Ok(target) = std::fs::read_link(&host) else {
-                return Found::Unknown;
-            };
-            if target.is_absolute() {
-                at = PathBuf::from("/");
-            }
-            let mut more = components(&target);
-            more.reverse();
-            todo.extend(more);
-            continue;
-        }
-        if !todo.is_empty() && !meta.is_dir() {
-            return Found::Missing;
-        }
-        at = next;
-        if todo.is_empty() {
-            return if meta.is_dir() {
+/// following symlinks as if `rootfs` were `/`; a path under one of
+/// `mount_points` is not the image's to judge.
+fn lookup(rootfs: &Path, path: &Path, mount_points: &[PathBuf]) -> Found {
+    let under_mount = |p: &Path| {
+        mount_points
+            .iter()
+            .any(|m| m != Path::new("/") && p.starts_with(m))
+    };
+    if under_mount(path) {
+        return Found::Unknown;
+    }
+    match walk(rootfs, path, under_mount).end {
+        End::Found(meta) => {
+            if meta.is_dir() {
                 Found::NotExecutable("a directory")
             } else if !meta.is_file() {
                 Found::NotExecutable("not a regular file")
@@ -170,21 +132,11 @@ fn lookup(rootfs: &Path, path: &Path) -> Found {
                 Found::NotExecutable("not executable (no x permission)")
             } else {
                 Found::Executable
-            };
+            }
         }
+        End::Missing => Found::Missing,
+        End::Stopped | End::Unknown => Found::Unknown,
     }
-    // The root itself.
-    Found::NotExecutable("a directory")
-}
-
-fn components(p: &Path) -> Vec<Vec<u8>> {
-    p.components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.as_bytes().to_vec()),
-            Component::ParentDir => Some(b"..".to_vec()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ export RUST_BACKTRACE=1
 # private containerd 2.x; the runsc network check rewrites a private
 # handler's config. CRI pods share the k8s.io namespace: one at a time.
 # A containerd restart stops it for every test: restarts one at a time too.
-default_suites="clean_start lifecycle:--skip,containerd2 exec control conformance hardening
+default_suites="clean_start lifecycle:--skip,containerd2 exec control conformance hardening breakout
   restart:--skip,containerd2,--test-threads=1 log_uri cri:--skip,containerd2,--skip,runsc_pod_network,--test-threads=1"
 rc=0
 : >"$result/summary"

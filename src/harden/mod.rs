@@ -14,6 +14,7 @@ pub mod privileged;
 pub mod process;
 pub mod report;
 pub mod resources;
+pub mod rootfs;
 pub mod seccomp;
 mod spec;
 
@@ -74,6 +75,7 @@ pub fn harden(
     }
     gvisor::drop_selinux(root, backend, &mut report);
     if let Some(process) = spec::existing(root, "process", "process")? {
+        process::cwd(process)?;
         if privileged.is_none() {
             process::no_new_privileges(process, &mut report);
             process::capabilities(process, level, policy, &mut report)?;
@@ -127,6 +129,7 @@ impl ExecRules {
         let obj = process
             .as_object_mut()
             .ok_or_else(|| HardenError("exec process: expected a JSON object".into()))?;
+        process::cwd(obj)?;
         if !self.privileged {
             process::no_new_privileges(obj, &mut report);
             process::capabilities(obj, self.level, &self.policy, &mut report)?;

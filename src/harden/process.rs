@@ -80,6 +80,43 @@ fn refused(cap: &str, field: &str, level: Level) -> HardenError {
     ))
 }
 
+/// Refuses a `cwd` that leads outside the container's root: through a file
+/// descriptor or another process's directory in /proc (`/proc/self/fd/7`,
+/// `/proc/1/cwd`: the pattern of CVE-2024-21626, where runc before 1.1.12
+/// leaked a host directory's descriptor that such a cwd reached), or with
+/// `..` components (a runtime resolving them naively would leave the root).
+pub fn cwd(process: &Map<String, Value>) -> Result<(), HardenError> {
+    let Some(cwd) = process.get("cwd").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let parts: Vec<&str> = cwd
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let why = if !cwd.starts_with('/') {
+        Some("is not an absolute path")
+    } else if parts.contains(&"..") {
+        Some("climbs with '..' (a runtime resolving it naively would leave the container's root)")
+    } else if parts.first() == Some(&"proc")
+        && parts.get(1).is_some_and(|p| {
+            *p == "self" || *p == "thread-self" || p.chars().all(|c| c.is_ascii_digit())
+        })
+    {
+        Some(
+            "goes through a process's entry in /proc, which can reach outside the container's \
+             root (the pattern of CVE-2024-21626)",
+        )
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(HardenError(format!(
+            "process.cwd {cwd:?} {why}; refused by the nucleus policy"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Sets `noNewPrivileges`: setuid binaries and file capabilities grant nothing.
 pub fn no_new_privileges(process: &mut Map<String, Value>, report: &mut Report) {
     let before = process.get("noNewPrivileges").cloned();
@@ -308,6 +345,33 @@ mod tests {
         let mut p = json!({"capabilities": {"bounding": "CAP_NET_RAW"}});
         let e = clamp(&mut p, Level::Default).unwrap_err();
         assert!(e.0.contains("process.capabilities.bounding"), "{e}");
+    }
+
+    #[test]
+    fn a_cwd_outside_the_root_is_refused() {
+        for bad in [
+            "/proc/self/fd/7",
+            "/proc/thread-self/cwd",
+            "/proc/1/cwd",
+            "/proc//self/root/etc",
+            "/../../etc",
+            "/tmp/../..",
+            "tmp",
+        ] {
+            let e = cwd(json!({"cwd": bad}).as_object().unwrap()).unwrap_err();
+            assert!(e.0.contains("process.cwd") && e.0.contains(bad), "{e}");
+        }
+        for fine in [
+            "/",
+            "/tmp",
+            "/proc",
+            "/proc/sys",
+            "/srv/proc/self",
+            "/a/./b",
+        ] {
+            cwd(json!({"cwd": fine}).as_object().unwrap()).unwrap();
+        }
+        cwd(json!({}).as_object().unwrap()).unwrap();
     }
 
     #[test]

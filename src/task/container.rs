@@ -286,6 +286,12 @@ pub fn create(
         undo_mounts();
         return Err(TaskError::invalid(format!("container {}: {e}", req.id)));
     }
+    if exec_rules.level != harden::Level::Off {
+        if let Err(e) = harden::rootfs::check(&root, &spec) {
+            undo_mounts();
+            return Err(TaskError::invalid(format!("container {}: {e}", req.id)));
+        }
+    }
 
     let stdio = StdioPaths {
         stdin: req.stdin.clone(),

@@ -901,7 +901,19 @@ impl Env {
         id: &str,
         cmd: &[&str],
     ) -> Vec<String> {
-        let rootfs = image_dir().join("rootfs").display().to_string();
+        self.run_args_on(config, &image_dir().join("rootfs"), extra, id, cmd)
+    }
+
+    /// Like [`Env::run_args_with_config`], on the root directory `rootfs`.
+    pub fn run_args_on(
+        &self,
+        config: &str,
+        rootfs: &Path,
+        extra: &[&str],
+        id: &str,
+        cmd: &[&str],
+    ) -> Vec<String> {
+        let rootfs = rootfs.display().to_string();
         let mut v: Vec<String> = vec!["run".into(), "--runtime".into(), RUNTIME.into()];
         v.extend(["--runtime-config-path".into(), config.to_string()]);
         v.extend(extra.iter().map(|s| s.to_string()));
