@@ -57,6 +57,16 @@ events!(
     TaskCheckpointed
 );
 
+/// containerd's own container-update message, which every containerd
+/// client decodes (`ctr events` prints it): the shim sends its hardening
+/// report as one, under [`HARDENING_TOPIC`].
+impl Event for containerd_shim_protos::events::container::ContainerUpdate {
+    const TYPE_NAME: &'static str = "containerd.events.ContainerUpdate";
+}
+
+/// The topic of the hardening report published at Create.
+pub const HARDENING_TOPIC: &str = "/nucleus/hardening";
+
 /// Packs an event into an Any with containerd's type URL (the full name).
 pub fn pack<M: Event>(m: &M) -> Any {
     Any {

@@ -628,12 +628,14 @@ fn non_root_binds_a_low_port_with_an_ambient_capability(backend: &str, test: &st
 }
 
 /// The bundle holds the hardened config.json (0600), the original spec and
-/// a JSON report; the shim log has the summary line.
+/// a JSON report; the shim log has the summary line, and containerd's event
+/// stream a `/nucleus/hardening` event with it.
 fn report_in_bundle(backend: &str, test: &str) {
     use std::os::unix::fs::PermissionsExt;
     let Some(env) = Env::start(test, backend) else {
         return;
     };
+    let events = env.events();
     let out = env.run_with(backend, &["-d"], "rep", &["/bin/sleep", "1000"]);
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     let bundle = env.bundle("rep");
@@ -677,10 +679,21 @@ fn report_in_bundle(backend: &str, test: &str) {
         assert!(Instant::now() < deadline, "no summary line in the shim log");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = env.ctr(&["task", "kill", "-s", "SIGKILL", "rep"]);
-    env.wait_status("rep", "STOPPED");
-    let _ = env.ctr(&["task", "rm", "rep"]);
-    let _ = env.ctr(&["containers", "rm", "rep"]);
+    // The same report reaches containerd's event stream (`ctr events`).
+    let published = events.collect("rep");
+    let (_, payload) = published
+        .iter()
+        .find(|(t, _)| t == "/nucleus/hardening")
+        .unwrap_or_else(|| panic!("no /nucleus/hardening event: {published:?}"));
+    for want in [
+        "\"io.nucleus.hardening.level\":\"default\"".to_string(),
+        format!("\"io.nucleus.hardening.backend\":\"{backend}\""),
+        format!("policy default on {backend}:"),
+        "nucleus-hardening.json".to_string(),
+    ] {
+        assert!(payload.contains(&want), "{want} not in {payload}");
+    }
+    env.finish("rep");
     env.assert_clean(backend, &["rep"]);
 }
 

@@ -32,6 +32,8 @@ pub struct Container {
     pub execs: HashMap<String, Process>,
     /// What its exec processes are held to.
     pub exec_rules: harden::ExecRules,
+    /// What the policy changed in its spec (published at Create).
+    pub hardening: harden::Report,
     /// Frozen by Pause.
     pub paused: bool,
     /// Its cgroup on the host (stats, OOM, limits for runsc).
@@ -81,13 +83,13 @@ pub fn resolve_config(req: &CreateTaskRequest, namespace: &str) -> Result<Config
 }
 
 /// Hardens the bundle's spec under the config's policy and writes it back;
-/// returns the spec the runtime will read and the rules for its execs.
+/// returns the hardened spec and report (the spec the runtime will read).
 pub fn harden_bundle(
     runner: &dyn CommandRunner,
     id: &str,
     bundle: &Path,
     cfg: &Config,
-) -> Result<(Value, harden::ExecRules), TaskError> {
+) -> Result<harden::Hardened, TaskError> {
     // runsc's version goes into the report: what it leaves undone of the
     // spec's paths was measured per version (harden::gvisor).
     let version = (cfg.backend == Backend::Runsc)
@@ -102,8 +104,7 @@ pub fn harden_bundle(
     } else {
         log::info!("container {id}: {summary}");
     }
-    let rules = harden::ExecRules::new(&cfg.policy, &hardened.report);
-    Ok((hardened.spec, rules))
+    Ok(hardened)
 }
 
 /// The runtime driver for a container, from its config and hardened spec.
@@ -207,7 +208,11 @@ pub fn create(
             req.id
         )));
     }
-    let (mut spec, exec_rules) = harden_bundle(runner, &req.id, &bundle, &cfg)?;
+    let harden::Hardened {
+        mut spec,
+        report: hardening,
+    } = harden_bundle(runner, &req.id, &bundle, &cfg)?;
+    let exec_rules = harden::ExecRules::new(&cfg.policy, &hardening);
     // The process as given, before a backend wraps it (runsc's relay).
     let given_process = spec.get("process").cloned().unwrap_or(Value::Null);
     let mut adapted = cfg.backend.adapt_spec(&mut spec, namespace);
@@ -388,6 +393,7 @@ pub fn create(
         init,
         execs: HashMap::new(),
         exec_rules,
+        hardening,
         paused: false,
         cgroup,
         oom,

@@ -177,6 +177,10 @@ impl TaskService {
         ev.checkpoint = req.checkpoint.clone();
         ev.pid = pid;
         self.events.publish(topics::TASK_CREATE_EVENT_TOPIC, &ev);
+        self.events.publish(
+            crate::events::HARDENING_TOPIC,
+            &hardening_event(&req.id, &req.bundle, &c.hardening),
+        );
         log::info!("container {}: created, pid {pid}", req.id);
         if let Some(e) = inner.take_unclaimed(pid, since) {
             // Died before Start: recorded now, no Wait can be pending yet.
@@ -684,4 +688,35 @@ pub(super) fn delete_response(pid: u32, status: u32, at: SystemTime) -> DeleteRe
     resp.exit_status = status;
     resp.exited_at = Some(timestamp(at)).into();
     resp
+}
+
+/// The hardening report as containerd sees it: a ContainerUpdate of the
+/// container whose labels say what the policy did, so a platform team can
+/// follow every container's changes with `ctr events` or the events API
+/// without reading shim logs.
+fn hardening_event(
+    id: &str,
+    bundle: &str,
+    report: &crate::harden::Report,
+) -> containerd_shim_protos::events::container::ContainerUpdate {
+    let mut ev = containerd_shim_protos::events::container::ContainerUpdate::new();
+    ev.id = id.to_string();
+    let labels = [
+        ("level", report.level.name().to_string()),
+        ("backend", report.backend.name().to_string()),
+        ("changes", report.changes.len().to_string()),
+        ("summary", report.summary()),
+        (
+            "report",
+            std::path::Path::new(bundle)
+                .join(crate::harden::bundle::REPORT_FILE)
+                .display()
+                .to_string(),
+        ),
+    ];
+    ev.labels = labels
+        .into_iter()
+        .map(|(k, v)| (format!("io.nucleus.hardening.{k}"), v))
+        .collect();
+    ev
 }
