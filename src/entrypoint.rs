@@ -8,11 +8,11 @@
 //! mounts, or one it cannot read, counts as present.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::harden::rootfs::{walk, End};
+use crate::harden::rootfs::{clean_from as clean, walk, End};
 
 /// runc's PATH when the process gives none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -88,26 +88,6 @@ pub fn check(rootfs: &Path, process: &Value, mounts: &Value) -> Result<(), Strin
     Err(format!(
         "the process's executable {arg0:?} is not found in the container's root filesystem (PATH {path_var})"
     ))
-}
-
-/// `p` made absolute against `base`, with `.` and `..` folded lexically
-/// (as a path inside the container; `..` stops at its root).
-fn clean(base: &Path, p: &str) -> PathBuf {
-    let mut out = if p.starts_with('/') {
-        PathBuf::from("/")
-    } else {
-        base.to_path_buf()
-    };
-    for c in Path::new(p).components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Looks container path `path` (absolute, clean) up under `rootfs`,

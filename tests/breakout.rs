@@ -169,20 +169,8 @@ fn dev_null_link(backend: &str, test: &str) {
     let root = rootfs_copy(&env, "devlink");
     symlink("/proc/kallsyms", root.join("dev/null")).expect("symlink");
     let spec = spec_without_dev(&env, &root, &["/bin/sh", "-c", "wc -c < /proc/kallsyms"]);
-    let run = |level: &str, id: &str| {
-        let config = config(&env, backend, level);
-        env.ctr(&[
-            "run",
-            "--rm",
-            "--runtime",
-            common::RUNTIME,
-            "--runtime-config-path",
-            &config,
-            "--config",
-            &spec,
-            id,
-        ])
-    };
+    let run =
+        |level: &str, id: &str| env.run_spec_with_config(&config(&env, backend, level), &spec, id);
     let out = run("off", "devnull-off");
     let _ = env.ctr(&["containers", "rm", "devnull-off"]);
     assert_reached_the_runtime(&out, |_| true);

@@ -34,24 +34,12 @@ impl SeccompMode {
     }
 }
 
-/// Capabilities containerd gives every container (`ctr run`, CRI): one the
-/// workload holds beyond these was asked for explicitly.
-pub const CONTAINERD_DEFAULT_CAPABILITIES: [&str; 14] = [
-    "CAP_AUDIT_WRITE",
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_MKNOD",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_RAW",
-    "CAP_SETFCAP",
-    "CAP_SETGID",
-    "CAP_SETPCAP",
-    "CAP_SETUID",
-    "CAP_SYS_CHROOT",
-];
+/// Whether containerd gives `cap` (canonical name) to every container
+/// (`ctr run`, CRI): its 14 defaults are the baseline's 13 and NET_RAW. A
+/// capability a workload holds beyond these was asked for explicitly.
+pub fn containerd_default(cap: &str) -> bool {
+    cap == "CAP_NET_RAW" || BASELINE_CAPABILITIES.contains(&cap)
+}
 
 /// How hard a spec is clamped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]

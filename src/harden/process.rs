@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::policy::{cap_name, Level, CONTAINERD_DEFAULT_CAPABILITIES};
+use super::policy::{cap_name, containerd_default, Level};
 use super::report::Report;
 use super::{spec, HardenError, Policy};
 
@@ -39,8 +39,7 @@ pub fn capabilities(
         let field = format!("process.capabilities.{set}");
         for c in spec::strings(caps.get(set), &field)? {
             let name = cap_name(&c);
-            if !allowed.contains(&name) && !CONTAINERD_DEFAULT_CAPABILITIES.contains(&name.as_str())
-            {
+            if !allowed.contains(&name) && !containerd_default(&name) {
                 return Err(refused(&name, &field, level));
             }
         }

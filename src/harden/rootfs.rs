@@ -148,7 +148,17 @@ pub fn walk(rootfs: &Path, path: &Path, stop: impl Fn(&Path) -> bool) -> Walk {
 
 /// `p` as a clean absolute container path (`..` folded, stopping at `/`).
 fn clean(p: &str) -> PathBuf {
-    let mut out = PathBuf::from("/");
+    clean_from(Path::new("/"), p)
+}
+
+/// `p` made absolute against `base`, with `.` and `..` folded lexically
+/// (as a path inside the container; `..` stops at its root).
+pub fn clean_from(base: &Path, p: &str) -> PathBuf {
+    let mut out = if p.starts_with('/') {
+        PathBuf::from("/")
+    } else {
+        base.to_path_buf()
+    };
     for c in Path::new(p).components() {
         match c {
             Component::Normal(n) => out.push(n),

@@ -949,6 +949,22 @@ impl Env {
         self.run_with_config(&self.config(backend), extra, id, cmd)
     }
 
+    /// `ctr run --rm --config SPEC ID` through nucleus with the nucleus.toml
+    /// at `config`.
+    pub fn run_spec_with_config(&self, config: &str, spec: &str, id: &str) -> Output {
+        self.ctr(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            "--runtime-config-path",
+            config,
+            "--config",
+            spec,
+            id,
+        ])
+    }
+
     /// Like [`Env::run_with`], through the nucleus.toml at `config`.
     pub fn run_with_config(&self, config: &str, extra: &[&str], id: &str, cmd: &[&str]) -> Output {
         let args = self.run_args_with_config(config, extra, id, cmd);
