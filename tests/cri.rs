@@ -94,6 +94,10 @@ fn container_config(name: &str, script: &str, shape: Shape) -> ContainerConfig {
         linux: Some(LinuxContainerConfig {
             security_context: Some(LinuxContainerSecurityContext {
                 namespace_options: shape.namespaces(),
+                // The second asks for the runtime's default seccomp profile
+                // (RuntimeDefault), the first for none (the kubelet's
+                // default without SeccompDefault).
+                seccomp: (name == "second").then(SecurityProfile::default),
                 ..Default::default()
             }),
             ..Default::default()
@@ -155,7 +159,9 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape, kind: Kind) {
                 config: Some(container_config(
                     name,
                     &format!(
-                        "echo hello-from-{name}; echo err-from-{name} >&2; {}",
+                        "echo hello-from-{name}; \
+                         echo seccomp-$(awk '/^Seccomp:/ {{print $2}}' /proc/self/status); \
+                         echo err-from-{name} >&2; {}",
                         if name == "second" && !shape.host_network {
                             "echo pod-net-ok > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"
                         } else {
@@ -333,17 +339,32 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape, kind: Kind) {
     assert!(pod_cpu > 0, "no CPU time in the pod's container stats");
 
     // CRI's log files get each container's stdout and stderr.
-    let log = env.dir.join("pod-logs/first.log");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let text = loop {
-        let t = std::fs::read_to_string(&log).unwrap_or_default();
-        if t.contains("err-from-first") || std::time::Instant::now() > deadline {
-            break t;
+    let log = |name: &str| {
+        let path = env.dir.join(format!("pod-logs/{name}.log"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let t = std::fs::read_to_string(&path).unwrap_or_default();
+            let whole = t.contains(&format!("err-from-{name}")) && t.contains("seccomp-");
+            if whole || std::time::Instant::now() > deadline {
+                break t;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
     };
+    let text = log("first");
     assert!(text.contains(" stdout F hello-from-first"), "{text:?}");
     assert!(text.contains(" stderr F err-from-first"), "{text:?}");
+    // Seccomp, as each container's process saw it: the second's
+    // RuntimeDefault profile is enforced on every backend (runsc through
+    // --oci-seccomp); the first asked for none and gets the nucleus floor on
+    // runc and crun.
+    let floor = if backend == "runsc" { "0" } else { "2" };
+    assert!(
+        text.contains(&format!(" stdout F seccomp-{floor}\n")),
+        "{text:?}"
+    );
+    let text = log("second");
+    assert!(text.contains(" stdout F seccomp-2\n"), "{text:?}");
 
     // One shim serves the pod: sandbox and both containers; under runsc,
     // one gVisor sandbox holds them all.

@@ -207,6 +207,7 @@ pub fn harden_bundle(
         .map_err(|e| HardenError(format!("{}: {e}", source.path.display())))?;
     if report.level != Level::Off {
         gvisor::paths_note(&spec, backend, runtime_version, &mut report);
+        gvisor::seccomp_note(&spec, backend, &mut report);
     }
     if !dry_run {
         bundle::write(bundle, &source, &spec, &report)?;

@@ -404,17 +404,17 @@ impl Backend {
     /// containers joining a pod's sandbox take its network as it is.
     ///
     /// runsc applies a spec's `linux.seccomp` only with `--oci-seccomp` (its
-    /// sentry filters the sandbox's own syscalls, not the workload's): a
-    /// spec with a profile (the workload's own, or the nucleus floor where
-    /// the config asks) gets it, so the profile is enforced as under runc.
+    /// sentry filters the sandbox's own syscalls, not the workload's). Every
+    /// runsc call gets it: a spec's profile (the workload's own, or the
+    /// nucleus floor where the config asks) is then enforced as under runc,
+    /// and a pod's sandbox, made for a pause container with no profile,
+    /// still enforces the profiles of the containers that join it. A spec
+    /// without a profile is unaffected.
     pub fn spec_flags(self, spec: &Value, misread: impl FnOnce(&str) -> bool) -> Vec<String> {
         if self != Backend::Runsc {
             return Vec::new();
         }
-        let mut flags = Vec::new();
-        if spec.pointer("/linux/seccomp").is_some_and(|s| !s.is_null()) {
-            flags.push("--oci-seccomp".to_string());
-        }
+        let mut flags = vec!["--oci-seccomp".to_string()];
         flags.extend(self.network_flags(spec, misread));
         flags
     }
@@ -746,28 +746,25 @@ mod tests {
         let b = Backend::Runsc;
         let own = json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "network"}]}});
         let never = |_: &str| false;
-        assert_eq!(b.spec_flags(&own, never), vec!["--network=none"]);
+        assert_eq!(b.network_flags(&own, never), vec!["--network=none"]);
         let pod =
             json!({"linux": {"namespaces": [{"type": "network", "path": "/var/run/netns/x"}]}});
-        assert!(b.spec_flags(&pod, never).is_empty());
+        assert!(b.network_flags(&pod, never).is_empty());
         // A runsc that would misread the pod's namespace: kernel stack in it.
         assert_eq!(
-            b.spec_flags(&pod, |p| p == "/var/run/netns/x"),
+            b.network_flags(&pod, |p| p == "/var/run/netns/x"),
             vec!["--network=host"]
         );
         // App containers of a pod take the sandbox's network as it is.
         let mut app = pod.clone();
         app["annotations"] = json!({CONTAINER_TYPE_ANNOTATION: "container"});
-        assert!(b.spec_flags(&app, |_| panic!("not probed")).is_empty());
+        assert!(b.network_flags(&app, |_| panic!("not probed")).is_empty());
         let host = json!({"linux": {"namespaces": [{"type": "pid"}]}});
-        assert_eq!(b.spec_flags(&host, never), vec!["--network=host"]);
+        assert_eq!(b.network_flags(&host, never), vec!["--network=host"]);
         assert!(Backend::Runc.spec_flags(&own, never).is_empty());
-        let mut filtered = own.clone();
-        filtered["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO"});
         assert_eq!(
-            b.spec_flags(&filtered, never),
-            vec!["--oci-seccomp", "--network=none"]
+            b.spec_flags(&own, never),
+            ["--oci-seccomp", "--network=none"]
         );
-        assert!(Backend::Runc.spec_flags(&filtered, never).is_empty());
     }
 }
