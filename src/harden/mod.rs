@@ -77,7 +77,9 @@ pub fn harden(
     if let Some(process) = spec::existing(root, "process", "process")? {
         process::cwd(process)?;
         if privileged.is_none() {
-            process::no_new_privileges(process, &mut report);
+            if policy.no_new_privileges || level == Level::Strict {
+                process::no_new_privileges(process, &mut report);
+            }
             process::capabilities(process, level, policy, &mut report)?;
         }
         process::rlimits(process, level, policy, &mut report)?;
@@ -131,7 +133,9 @@ impl ExecRules {
             .ok_or_else(|| HardenError("exec process: expected a JSON object".into()))?;
         process::cwd(obj)?;
         if !self.privileged {
-            process::no_new_privileges(obj, &mut report);
+            if self.policy.no_new_privileges || self.level == Level::Strict {
+                process::no_new_privileges(obj, &mut report);
+            }
             process::capabilities(obj, self.level, &self.policy, &mut report)?;
         }
         process::rlimits(obj, self.level, &self.policy, &mut report)?;
@@ -318,6 +322,25 @@ mod tests {
             .iter()
             .find(|m| m["destination"] == "/tmp");
         assert!(tmp.is_some());
+    }
+
+    #[test]
+    fn no_new_privileges_can_be_left_to_the_spec() {
+        let keep = Policy {
+            no_new_privileges: false,
+            ..Policy::default()
+        };
+        let mut s = ctr_spec();
+        s["process"]["noNewPrivileges"] = json!(false);
+        let r = run(&mut s, &keep, Backend::Runc).unwrap();
+        assert_eq!(s["process"]["noNewPrivileges"], false);
+        assert!(!r.changes.iter().any(|c| c.rule == "no-new-privileges"));
+        let rules = ExecRules::new(&keep, &r);
+        let mut p = json!({"noNewPrivileges": false, "args": ["/bin/su"]});
+        rules.apply(&mut p, Backend::Runc).unwrap();
+        assert_eq!(p["noNewPrivileges"], false);
+        run(&mut s, &Policy::default(), Backend::Runc).unwrap();
+        assert_eq!(s["process"]["noNewPrivileges"], true, "forced by default");
     }
 
     #[test]

@@ -123,6 +123,11 @@ pub struct Policy {
     /// (`capabilities` is the older name.)
     #[serde(alias = "capabilities")]
     pub allowed_capabilities: Vec<String>,
+    /// Set no_new_privileges on every process (default). false keeps the
+    /// spec's value at the default level: setuid binaries then work where
+    /// the workload allows privilege escalation (Kubernetes' default
+    /// allowPrivilegeEscalation). Strict always sets it.
+    pub no_new_privileges: bool,
     /// What a spec without a seccomp profile gets: `floor` or `unconfined`.
     pub seccomp: SeccompMode,
     /// Give runsc the floor too (runsc filters in its sentry; the floor
@@ -161,6 +166,7 @@ impl Default for Policy {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            no_new_privileges: true,
             seccomp: SeccompMode::Floor,
             seccomp_floor_on_runsc: false,
             extra_masked_paths: Vec::new(),
