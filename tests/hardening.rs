@@ -199,6 +199,36 @@ fn asked_capability_is_refused_by_name(backend: &str, test: &str) {
     env.assert_clean(backend, &["askcap", "allowcap"]);
 }
 
+/// `no_new_privileges = false` in the config keeps a spec's
+/// noNewPrivileges false (a workload that allows privilege escalation, as
+/// Kubernetes does by default); the default sets it.
+fn no_new_privileges_knob(backend: &str, test: &str) {
+    let Some(env) = Env::start(test, backend) else {
+        return;
+    };
+    if common::probe_binary().is_none() {
+        return;
+    }
+    let spec = loose_spec(&env, "nnp", &["/probe"]);
+    let config = env.write_config(
+        "nnp.toml",
+        &format!(
+            "{}[policy]\nno_new_privileges = false\n",
+            common::runtime_table(backend)
+        ),
+    );
+    let out = env.run_spec_with_config(&config, &spec, "nnp");
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    if backend != "runsc" {
+        // gVisor reports no_new_privs 1 for every process it runs.
+        assert_eq!(facts(&text(&out.stdout))["no_new_privs"], "0");
+    }
+    let out = run_spec(&env, backend, common::RUNTIME, &spec, "nnp");
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    assert_eq!(facts(&text(&out.stdout))["no_new_privs"], "1");
+    env.assert_clean(backend, &["nnp"]);
+}
+
 /// glibc-dynamic programs of the host (its /usr, ro), under the seccomp
 /// floor: bash, GNU sort with threads (pthread_create tries clone3 first on
 /// glibc 2.34+ and falls back to clone on ENOSYS), perl forking, exec'ing
@@ -704,4 +734,5 @@ on_each_backend!(
     asked_capability_is_refused_by_name,
     glibc_programs_run_under_the_floor,
     unconfined_needs_loosening,
+    no_new_privileges_knob,
 );
