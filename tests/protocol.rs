@@ -374,6 +374,20 @@ fn harden_action_prints_the_diff_and_rewrites_the_bundle() {
         spec
     );
     assert!(bundle.join("nucleus-hardening.json").exists());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no breakout pattern"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Create's rootfs checks, on the bundle's rootfs as it is.
+    std::fs::create_dir_all(bundle.join("rootfs/etc")).unwrap();
+    std::os::unix::fs::symlink("/etc", bundle.join("rootfs/proc")).unwrap();
+    let out = run(&["--dry-run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Create would refuse it") && stdout.contains("/proc as a symlink to /etc"),
+        "{stdout}"
+    );
 
     std::fs::remove_file(bundle.join("nucleus-config.original.json")).unwrap();
     std::fs::write(

@@ -1,7 +1,8 @@
 //! The `harden` action an operator runs by hand: what the policy changes in
 //! a bundle, as a readable diff by rule; without `--dry-run` the bundle is
 //! hardened exactly as Create hardens it (Create then also adapts ids and
-//! namespaces of runsc pod containers to runsc, see `Backend::adapt_spec`).
+//! namespaces of runsc pod containers to runsc, see `Backend::adapt_spec`),
+//! and the rootfs is checked for the breakout patterns Create refuses.
 
 use std::path::Path;
 
@@ -56,6 +57,23 @@ pub fn run(args: &HardenArgs) -> Result<String, BootstrapError> {
     .map_err(|e| BootstrapError(format!("bundle {}: {e}", args.bundle)))?;
     let mut out = format!("config: {}; runtime: {}\n", cfg.source, backend.name());
     out.push_str(&hardened.report.render());
+    // The rootfs checks Create makes once the rootfs is mounted, on the
+    // bundle's root directory as it is now (empty until containerd mounts
+    // the snapshot there).
+    if hardened.report.level != harden::Level::Off {
+        let root = hardened
+            .spec
+            .pointer("/root/path")
+            .and_then(|p| p.as_str())
+            .map_or_else(|| bundle_dir.join("rootfs"), |p| bundle_dir.join(p));
+        match harden::rootfs::check(&root, &hardened.spec) {
+            Ok(()) => out.push_str(&format!("rootfs {}: no breakout pattern\n", root.display())),
+            Err(e) => out.push_str(&format!(
+                "rootfs {}: Create would refuse it: {e}\n",
+                root.display()
+            )),
+        }
+    }
     if args.dry_run {
         out.push_str("dry run: the bundle was not changed\n");
     } else {
