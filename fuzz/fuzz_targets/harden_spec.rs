@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nucleus_shim::harden::{self, bundle, ExecRules, Level, Policy};
+use nucleus_shim::harden::{self, bundle, ExecRules, Level, Policy, SeccompMode};
 use nucleus_shim::runtime::Backend;
 use serde_json::Value;
 
@@ -30,7 +30,9 @@ fn policy(sel: u8) -> Policy {
             p.extra_mount_types = vec!["overlay".into(), "nfs".into()];
             p.extra_masked_paths = vec!["/proc/fuzz".into()];
             p.extra_readonly_paths = vec!["/sys/fuzz".into()];
-            p.capabilities = vec!["CAP_CHOWN".into(), "net_raw".into()];
+            p.allowed_capabilities = vec!["CAP_CHOWN".into(), "net_raw".into()];
+            p.seccomp = SeccompMode::Unconfined;
+            p.no_new_privileges = false;
         }
     }
     p
