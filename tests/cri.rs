@@ -365,6 +365,16 @@ async fn pod_lifecycle(backend: &str, test: &str, shape: Shape, kind: Kind) {
     );
     let text = log("second");
     assert!(text.contains(" stdout F seccomp-2\n"), "{text:?}");
+    // And so do processes started by exec (runsc: through the shim's relay).
+    for (id, want) in [(&ids[0], floor), (&ids[1], "2")] {
+        let mode = exec_text(
+            &mut rt,
+            id,
+            "awk '/^Seccomp:/ {print $2}' /proc/self/status",
+        )
+        .await;
+        assert_eq!(mode.trim(), want, "exec in {id}");
+    }
 
     // One shim serves the pod: sandbox and both containers; under runsc,
     // one gVisor sandbox holds them all.

@@ -316,7 +316,8 @@ fn unconfined_needs_loosening(backend: &str, test: &str) {
 }
 
 /// runsc applies a spec's seccomp profile (`ctr run --seccomp`, containerd's
-/// default profile, which refuses keyctl) through `--oci-seccomp`; and the
+/// default profile, which refuses keyctl) through `--oci-seccomp`, to an
+/// exec'd process through the shim's relay; and the
 /// nucleus floor where the config asks (`seccomp_floor_on_runsc`): vsock
 /// sockets get EPERM where gVisor itself answers EAFNOSUPPORT.
 #[test]
@@ -336,6 +337,20 @@ fn runsc_applies_the_workloads_seccomp() {
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
     let f = facts(&text(&out.stdout));
     assert_eq!(f["sys_keyctl"], "errno 1", "{f:?}");
+    // A process started by exec gets the profile too: gVisor leaves it
+    // unfiltered, the shim's relay installs it.
+    let detached = ["-d", "--seccomp", "--mount", probe.as_str()];
+    let out = env.run_with("runsc", &detached, "own-exec", &["/bin/sleep", "1000"]);
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    let out = env.ctr(&["task", "exec", "--exec-id", "p", "own-exec", "/probe"]);
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    let f = facts(&text(&out.stdout));
+    assert_eq!(
+        (f["seccomp"].as_str(), f["sys_keyctl"].as_str()),
+        ("2", "errno 1"),
+        "{f:?}"
+    );
+    env.finish("own-exec");
     // Without a profile gVisor answers for itself.
     let out = env.run_with("runsc", &["--rm", "--mount", &probe], "none", &["/probe"]);
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
@@ -353,7 +368,7 @@ fn runsc_applies_the_workloads_seccomp() {
     let f = facts(&text(&out.stdout));
     assert_eq!(f["sys_socket_vsock"], "errno 1", "{f:?}");
     assert_eq!(f["sys_keyctl"], "errno 1", "{f:?}");
-    env.assert_clean("runsc", &["own", "none", "floor"]);
+    env.assert_clean("runsc", &["own", "own-exec", "none", "floor"]);
 }
 
 /// The same loosened spec through containerd-shim-runc-v2 in the same

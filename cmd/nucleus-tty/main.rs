@@ -18,6 +18,12 @@
 //! init) and exits with PROGRAM's status (128+N for a signal). Without a tty
 //! on stdin or a usable /dev/ptmx it just executes PROGRAM.
 //!
+//! With `NUCLEUS_SECCOMP_BPF` in its environment (a BPF program, hex) it
+//! installs that seccomp filter right before PROGRAM is executed, and
+//! refuses to run PROGRAM without it: runsc does not filter processes it
+//! starts by exec, so the shim runs them under this program with the
+//! container's profile (see `runtime::bpf`).
+//!
 //! Built twice: as a normal binary (tests), and by build.rs statically for
 //! the shim to carry, so it needs nothing from the container's image. It
 //! uses std only and declares the few C functions it needs itself.
@@ -35,6 +41,13 @@ mod sys {
     use std::ffi::{c_char, c_int, c_ulong, c_void};
 
     pub type pid_t = i32;
+
+    /// `struct sock_fprog`: a seccomp BPF program.
+    #[repr(C)]
+    pub struct SockFprog {
+        pub len: u16,
+        pub filter: *const u8,
+    }
 
     /// glibc's `struct termios` (60 bytes), opaque here.
     #[repr(C, align(4))]
@@ -69,6 +82,10 @@ mod sys {
     pub const F_GETFL: c_int = 3;
     pub const F_SETFL: c_int = 4;
     pub const TCSANOW: c_int = 0;
+    pub const PR_SET_NO_NEW_PRIVS: c_int = 38;
+    pub const PR_SET_SECCOMP: c_int = 22;
+    pub const SECCOMP_MODE_FILTER: c_int = 2;
+    pub const EACCES: i32 = 13;
     pub const TIOCGWINSZ: c_ulong = 0x5413;
     pub const TIOCSWINSZ: c_ulong = 0x5414;
     pub const TIOCSCTTY: c_ulong = 0x540E;
@@ -122,6 +139,7 @@ mod sys {
         pub fn poll(fds: *mut PollFd, n: c_ulong, timeout: c_int) -> c_int;
         pub fn _exit(code: c_int) -> !;
         pub fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
+        pub fn prctl(option: c_int, ...) -> c_int;
     }
 }
 
@@ -254,17 +272,77 @@ fn to_cstrings(args: &[OsString]) -> Result<Vec<CString>, String> {
         .collect()
 }
 
+/// The environment variable the shim passes a seccomp program in (hex,
+/// 8 bytes per BPF instruction): the container's profile for a process
+/// runsc starts by exec, which gVisor does not filter itself.
+const SECCOMP_ENV: &str = "NUCLEUS_SECCOMP_BPF";
+
+/// The seccomp program to install before the program runs.
+static FILTER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// Takes the program out of the environment (the program does not see it).
+fn take_seccomp() -> Result<Option<Vec<u8>>, String> {
+    let Some(hex) = std::env::var_os(SECCOMP_ENV) else {
+        return Ok(None);
+    };
+    std::env::remove_var(SECCOMP_ENV);
+    let hex = hex.as_bytes();
+    if hex.is_empty() || hex.len() % 16 != 0 || hex.len() / 16 > 4096 {
+        return Err(format!("{SECCOMP_ENV}: not a seccomp program"));
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    hex.chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .map(Some)
+        .ok_or_else(|| format!("{SECCOMP_ENV}: not hex"))
+}
+
+/// Installs the seccomp program, if one was given; Err says why not.
+fn install_seccomp() -> Result<(), String> {
+    let Some(program) = FILTER.get() else {
+        return Ok(());
+    };
+    let prog = sys::SockFprog {
+        len: (program.len() / 8) as u16,
+        filter: program.as_ptr(),
+    };
+    let install = || {
+        // SAFETY: prog points at a whole program that outlives the call.
+        unsafe { sys::prctl(sys::PR_SET_SECCOMP, sys::SECCOMP_MODE_FILTER, &prog) }
+    };
+    if install() == 0 {
+        return Ok(());
+    }
+    // Without CAP_SYS_ADMIN the kernel wants no_new_privs first.
+    if last_error().raw_os_error() == Some(sys::EACCES) {
+        // SAFETY: sets a flag of this process.
+        if unsafe { sys::prctl(sys::PR_SET_NO_NEW_PRIVS, 1u64, 0u64, 0u64, 0u64) } == 0
+            && install() == 0
+        {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "nucleus-tty: cannot install the container's seccomp profile: {}\n",
+        last_error()
+    ))
+}
+
 /// Executes the program; returns only to report why it could not.
 fn exec(program: &[CString]) -> (i32, String) {
     let mut argv: Vec<*const std::ffi::c_char> = program.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     // SAFETY: Rust's runtime ignores SIGPIPE, and an ignored signal stays
-    // ignored across exec: the program gets the default back. argv is a
-    // NULL-terminated array of C strings that outlive the call.
-    unsafe {
-        sys::signal(sys::SIGPIPE, 0);
-        sys::execvp(argv[0], argv.as_ptr())
-    };
+    // ignored across exec: the program gets the default back.
+    unsafe { sys::signal(sys::SIGPIPE, 0) };
+    // The program runs filtered or not at all.
+    if let Err(msg) = install_seccomp() {
+        return (126, msg);
+    }
+    // SAFETY: argv is a NULL-terminated array of C strings that outlive
+    // the call.
+    unsafe { sys::execvp(argv[0], argv.as_ptr()) };
     let e = last_error();
     let code = if e.kind() == std::io::ErrorKind::NotFound {
         127
@@ -289,6 +367,16 @@ fn exec_or_exit(program: &[CString]) -> ! {
 }
 
 fn main() {
+    match take_seccomp() {
+        Ok(Some(program)) => {
+            let _ = FILTER.set(program);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("nucleus-tty: {e}");
+            exit(126)
+        }
+    }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let args = match parse_args(&args) {
         Ok(a) => a,

@@ -392,6 +392,32 @@ impl Backend {
         changed
     }
 
+    /// runsc leaves a process it starts by exec without the container's
+    /// seccomp profile; the shim runs such a process under the relay with
+    /// `program` (the profile compiled by [`super::bpf`], hex) in
+    /// `NUCLEUS_SECCOMP_BPF`, which the relay installs before it executes
+    /// the process. Returns what it changed.
+    pub fn exec_seccomp(self, process: &mut Value, program: Option<&str>) -> Vec<&'static str> {
+        let (Backend::Runsc, Some(program)) = (self, program) else {
+            return Vec::new();
+        };
+        let Some(obj) = process.as_object_mut() else {
+            return Vec::new();
+        };
+        if let Some(args) = obj.get_mut("args").and_then(Value::as_array_mut) {
+            if !args.is_empty() && args[0].as_str() != Some(TTY_RELAY_PATH) {
+                let mut wrapped = vec![json!(TTY_RELAY_PATH), json!("--")];
+                wrapped.append(args);
+                *args = wrapped;
+            }
+        }
+        let env = obj.entry("env").or_insert_with(|| json!([]));
+        if let Some(env) = env.as_array_mut() {
+            env.push(json!(format!("NUCLEUS_SECCOMP_BPF={program}")));
+        }
+        vec!["the container's seccomp profile installed by the relay"]
+    }
+
     /// Flags this backend needs for a given spec, before the user's own flags.
     ///
     /// runsc refuses a network namespace without a path ("cannot run with
@@ -739,6 +765,24 @@ mod tests {
         assert_eq!(Backend::from_binary("/usr/bin/runsc"), Backend::Runsc);
         assert_eq!(Backend::from_binary("crun"), Backend::Crun);
         assert_eq!(Backend::from_binary("/opt/bin/my-runc"), Backend::Runc);
+    }
+
+    #[test]
+    fn runsc_execs_run_under_the_relay_with_the_program() {
+        let mut p = json!({"args": ["/bin/sh", "-c", "id"], "env": ["A=1"]});
+        assert!(Backend::Runc.exec_seccomp(&mut p, Some("00")).is_empty());
+        assert!(Backend::Runsc.exec_seccomp(&mut p, None).is_empty());
+        assert_eq!(Backend::Runsc.exec_seccomp(&mut p, Some("0a0b")).len(), 1);
+        assert_eq!(
+            p["args"],
+            json!([TTY_RELAY_PATH, "--", "/bin/sh", "-c", "id"])
+        );
+        assert_eq!(p["env"], json!(["A=1", "NUCLEUS_SECCOMP_BPF=0a0b"]));
+        // Already under the relay (a terminal): not wrapped twice.
+        let mut t = json!({"args": [TTY_RELAY_PATH, "--size", "80x24", "--", "sh"]});
+        Backend::Runsc.exec_seccomp(&mut t, Some("0a0b"));
+        assert_eq!(t["args"][0], TTY_RELAY_PATH);
+        assert_eq!(t["args"][1], "--size");
     }
 
     #[test]

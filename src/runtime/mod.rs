@@ -2,7 +2,9 @@
 //! Backend differences live in [`backend`].
 
 mod backend;
+pub mod bpf;
 pub mod netns;
+pub mod syscalls_x86_64;
 
 use crate::spawn::{ChildIo, Command};
 use std::ffi::OsString;

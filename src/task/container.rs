@@ -45,6 +45,9 @@ pub struct Container {
     pub start_io: Option<crate::runtime::CreateIo>,
     /// The terminal relay is mounted (runsc): `exec -t` runs under it.
     pub terminal_relay: bool,
+    /// runsc with the relay mounted and a seccomp profile: the profile as a
+    /// BPF program (hex) the relay installs for exec'd processes.
+    pub exec_seccomp: Option<String>,
     /// `stdio = "copy"`: its processes' output goes through the shim.
     pub copy_stdio: bool,
     /// Created from a checkpoint: its Start restores it (as
@@ -268,6 +271,7 @@ pub fn create(
     if let Some(process) = spec.get_mut("process") {
         adapted.extend(cfg.backend.terminal_process(process, terminal_relay));
     }
+    let exec_seccomp = exec_seccomp_program(&req.id, cfg.backend, &spec, terminal_relay);
     if !adapted.is_empty() {
         log::info!(
             "container {}: spec adapted for {}: {}",
@@ -399,6 +403,7 @@ pub fn create(
         oom,
         start_io,
         terminal_relay,
+        exec_seccomp,
         copy_stdio: cfg.copy_stdio,
         restore,
     })
@@ -453,6 +458,35 @@ fn create_in_runtime(
 /// runsc: installs the terminal relay on the host and mounts it into the
 /// container. False if it cannot be had: terminals are then gVisor's
 /// host-terminal emulation, which has no name in the sandbox.
+/// The program the relay installs in runsc exec processes: the spec's
+/// profile compiled (runsc, relay mounted, a profile). A profile this shim
+/// cannot compile leaves execs as runsc runs them, and says so.
+fn exec_seccomp_program(
+    id: &str,
+    backend: Backend,
+    spec: &Value,
+    relay_mounted: bool,
+) -> Option<String> {
+    let profile = spec.pointer("/linux/seccomp").filter(|p| !p.is_null())?;
+    if backend != Backend::Runsc {
+        return None;
+    }
+    if !relay_mounted {
+        log::warn!(
+            "container {id}: no relay in this runsc container (read-only rootfs or \
+             runsc_host_terminal): its exec'd processes run without its seccomp profile"
+        );
+        return None;
+    }
+    match crate::runtime::bpf::compile(profile) {
+        Ok(program) => Some(crate::runtime::bpf::to_hex(&program)),
+        Err(e) => {
+            log::warn!("container {id}: its exec'd processes run without its seccomp profile: {e}");
+            None
+        }
+    }
+}
+
 /// Mounts the runsc terminal relay, where the backend has one. Create does
 /// not call it for a rootfs that is a read-only filesystem: gVisor's gofer
 /// makes a bind mount's mount point in the rootfs itself, /dev included,

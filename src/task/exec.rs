@@ -75,10 +75,15 @@ impl TaskService {
         if let Some(obj) = spec.as_object_mut() {
             obj.insert("terminal".into(), serde_json::Value::Bool(req.terminal));
         }
-        let adapted = c
+        let mut adapted = c
             .runtime
             .backend
             .terminal_process(&mut spec, c.terminal_relay);
+        adapted.extend(
+            c.runtime
+                .backend
+                .exec_seccomp(&mut spec, c.exec_seccomp.as_deref()),
+        );
         if !adapted.is_empty() {
             log::info!("{what}: {}", adapted.join(", "));
         }
