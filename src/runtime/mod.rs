@@ -64,8 +64,50 @@ pub trait CommandRunner: Send + Sync {
     fn run(&self, cmd: Command, capture: bool) -> std::io::Result<CommandOutput>;
 }
 
+/// Where [`version`] keeps what each runtime binary said.
+const VERSION_CACHE_DIR: &str = "/run/nucleus/versions";
+
 /// The first line `binary --version` prints, if it runs and prints one.
+/// Kept per binary (device, inode, size, mtime) under
+/// `/run/nucleus/versions`: only the first Create after the binary
+/// changes pays for running it (runsc: 30 ms).
 pub fn version(runner: &dyn CommandRunner, binary: &Path) -> Option<String> {
+    version_kept_in(runner, binary, Path::new(VERSION_CACHE_DIR))
+}
+
+fn version_kept_in(runner: &dyn CommandRunner, binary: &Path, dir: &Path) -> Option<String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let Ok(meta) = std::fs::metadata(binary) else {
+        return run_version(runner, binary);
+    };
+    let key = format!(
+        "{}-{}-{}-{}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    );
+    let kept = dir.join(&key);
+    if let Ok(text) = std::fs::read_to_string(&kept) {
+        if let Some(line) = text.lines().next().filter(|l| !l.is_empty()) {
+            return Some(line.to_string());
+        }
+    }
+    let line = run_version(runner, binary)?;
+    // Best effort: a shim that cannot keep it runs the binary next time.
+    let tmp = dir.join(format!(".{key}.{}", std::process::id()));
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    if std::fs::write(&tmp, format!("{line}\n")).is_ok() && std::fs::rename(&tmp, &kept).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Some(line)
+}
+
+fn run_version(runner: &dyn CommandRunner, binary: &Path) -> Option<String> {
     let mut cmd = crate::spawn::command(binary);
     cmd.arg("--version").stdin(ChildIo::Null);
     let out = runner.run(cmd, true).ok()?;
@@ -758,6 +800,45 @@ fn is_not_found(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runtime_version_is_kept_until_the_binary_changes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("fake-runsc");
+        let count = dir.path().join("count");
+        let script = |v: &str| {
+            format!(
+                "#!/bin/sh\necho x >> {}\necho 'runsc version {v}'\necho spec: 1\n",
+                count.display()
+            )
+        };
+        std::fs::write(&bin, script("1")).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let kept = dir.path().join("versions");
+        let runs = || {
+            std::fs::read_to_string(&count)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        let v = version_kept_in(&DirectRunner, &bin, &kept);
+        assert_eq!(v.as_deref(), Some("runsc version 1"));
+        assert_eq!(version_kept_in(&DirectRunner, &bin, &kept), v);
+        assert_eq!(runs(), 1, "the second answer came from the kept file");
+        // A new binary (other size and mtime) is asked again.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&bin, script("22")).unwrap();
+        assert_eq!(
+            version_kept_in(&DirectRunner, &bin, &kept).as_deref(),
+            Some("runsc version 22")
+        );
+        assert_eq!(runs(), 2);
+        assert_eq!(
+            version_kept_in(&DirectRunner, &dir.path().join("none"), &kept),
+            None
+        );
+    }
 
     #[test]
     fn log_records_one_per_line_or_back_to_back() {
