@@ -32,8 +32,8 @@ pub struct Container {
     pub execs: HashMap<String, Process>,
     /// What its exec processes are held to.
     pub exec_rules: harden::ExecRules,
-    /// What the policy changed in its spec (published at Create).
-    pub hardening: harden::Report,
+    /// What the policy changed in its spec, until Create publishes it.
+    pub hardening: Option<harden::Report>,
     /// Frozen by Pause.
     pub paused: bool,
     /// Its cgroup on the host (stats, OOM, limits for runsc).
@@ -397,7 +397,7 @@ pub fn create(
         init,
         execs: HashMap::new(),
         exec_rules,
-        hardening,
+        hardening: Some(hardening),
         paused: false,
         cgroup,
         oom,
@@ -455,9 +455,6 @@ fn create_in_runtime(
     }
 }
 
-/// runsc: installs the terminal relay on the host and mounts it into the
-/// container. False if it cannot be had: terminals are then gVisor's
-/// host-terminal emulation, which has no name in the sandbox.
 /// The program the relay installs in runsc exec processes: the spec's
 /// profile compiled (runsc, relay mounted, a profile). A profile this shim
 /// cannot compile leaves execs as runsc runs them, and says so.
@@ -487,6 +484,9 @@ fn exec_seccomp_program(
     }
 }
 
+/// runsc: installs the terminal relay on the host and mounts it into the
+/// container. False if it cannot be had: terminals are then gVisor's
+/// host-terminal emulation, which has no name in the sandbox.
 /// Mounts the runsc terminal relay, where the backend has one. Create does
 /// not call it for a rootfs that is a read-only filesystem: gVisor's gofer
 /// makes a bind mount's mount point in the rootfs itself, /dev included,

@@ -177,10 +177,12 @@ impl TaskService {
         ev.checkpoint = req.checkpoint.clone();
         ev.pid = pid;
         self.events.publish(topics::TASK_CREATE_EVENT_TOPIC, &ev);
-        self.events.publish(
-            crate::events::HARDENING_TOPIC,
-            &hardening_event(&req.id, &req.bundle, &c.hardening),
-        );
+        if let Some(report) = c.hardening.take() {
+            self.events.publish(
+                crate::events::HARDENING_TOPIC,
+                &hardening_event(&req.id, &req.bundle, &report),
+            );
+        }
         log::info!("container {}: created, pid {pid}", req.id);
         if let Some(e) = inner.take_unclaimed(pid, since) {
             // Died before Start: recorded now, no Wait can be pending yet.
