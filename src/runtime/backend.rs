@@ -376,18 +376,8 @@ impl Backend {
         if !(relay_mounted && self.relays_terminal()) {
             return changed;
         }
-        if let Some(args) = obj.get_mut("args").and_then(Value::as_array_mut) {
-            if !args.is_empty() && args[0].as_str() != Some(TTY_RELAY_PATH) {
-                let mut wrapped = vec![
-                    json!(TTY_RELAY_PATH),
-                    json!("--size"),
-                    json!(format!("{cols}x{rows}")),
-                    json!("--"),
-                ];
-                wrapped.append(args);
-                *args = wrapped;
-                changed.push("runs on a sandbox terminal (relay)");
-            }
+        if under_relay(obj, &["--size".into(), format!("{cols}x{rows}")]) {
+            changed.push("runs on a sandbox terminal (relay)");
         }
         changed
     }
@@ -404,13 +394,7 @@ impl Backend {
         let Some(obj) = process.as_object_mut() else {
             return Vec::new();
         };
-        if let Some(args) = obj.get_mut("args").and_then(Value::as_array_mut) {
-            if !args.is_empty() && args[0].as_str() != Some(TTY_RELAY_PATH) {
-                let mut wrapped = vec![json!(TTY_RELAY_PATH), json!("--")];
-                wrapped.append(args);
-                *args = wrapped;
-            }
-        }
+        under_relay(obj, &[]);
         let env = obj.entry("env").or_insert_with(|| json!([]));
         if let Some(env) = env.as_array_mut() {
             env.push(json!(format!("NUCLEUS_SECCOMP_BPF={program}")));
@@ -468,6 +452,23 @@ impl Backend {
             },
         }
     }
+}
+
+/// Runs a process's args under the relay (`TTY_RELAY_PATH OPTIONS -- ARGS`)
+/// unless they already are; whether it changed them.
+fn under_relay(process: &mut serde_json::Map<String, Value>, options: &[String]) -> bool {
+    let Some(args) = process.get_mut("args").and_then(Value::as_array_mut) else {
+        return false;
+    };
+    if args.is_empty() || args[0].as_str() == Some(TTY_RELAY_PATH) {
+        return false;
+    }
+    let mut wrapped = vec![json!(TTY_RELAY_PATH)];
+    wrapped.extend(options.iter().map(|o| json!(o)));
+    wrapped.push(json!("--"));
+    wrapped.append(args);
+    *args = wrapped;
+    true
 }
 
 /// The process's own `consoleSize` (columns, rows), if it gives one.
