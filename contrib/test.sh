@@ -19,8 +19,9 @@ export NUCLEUS_SHIM_BIN=$PWD/target/release/containerd-shim-nucleus-v1
 cargo test --locked -- --test-threads="${TEST_THREADS:-2}"
 # Every decoder of outside input under libFuzzer, FUZZ_SECONDS (20) each.
 bash contrib/fuzz.sh
-# Current runtimes: the lifecycle, exec and hardening suites again on Debian
-# 13's and on sid's runc, crun and runsc, unpacked by contrib/runtimes.sh and
+# Current runtimes: the lifecycle, exec, hardening, breakout, conformance and
+# clients suites again on Debian 13's and on sid's runc, crun and runsc,
+# unpacked by contrib/runtimes.sh and
 # named to the harness by NUCLEUS_RUNC/NUCLEUS_CRUN/NUCLEUS_RUNSC (on 2 cores
 # about 35 s for Debian 13's set, 25 s for sid's). Not sid's runsc: that build (gVisor 20240729 built with
 # Go 1.26) panics in its sentry on a wrong goroutine id; Debian 13's build of
@@ -34,8 +35,9 @@ for suite in trixie sid; do
     set +a
     skip=(--skip runc_v2_leaves_them_open)
     if [ "$suite" = sid ]; then unset NUCLEUS_RUNSC; skip+=(--skip runsc::); fi
-    echo "test.sh: lifecycle, exec, hardening, breakout and conformance on $suite's runtimes"
-    cargo test --locked --test lifecycle --test exec --test hardening --test breakout --test conformance -- \
+    echo "test.sh: lifecycle, exec, hardening, breakout, conformance and clients on $suite's runtimes"
+    cargo test --locked --test lifecycle --test exec --test hardening --test breakout --test conformance \
+      --test clients -- \
       "${skip[@]}" --test-threads="${TEST_THREADS:-2}"
   )
 done

@@ -16,6 +16,20 @@ pub enum Action {
     Info,
     /// `harden --bundle DIR [--config FILE] [--dry-run]`.
     Harden(HardenArgs),
+    /// `oci-hook --id ID -- PATH [ARG0 ARGS...]`: runs an OCI hook with
+    /// the state on stdin carrying containerd's id `ID` (runsc's hooks).
+    OciHook(OciHookArgs),
+}
+
+/// Arguments of the `oci-hook` action.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OciHookArgs {
+    /// The containerd container id the hook must see.
+    pub id: String,
+    /// The hook's executable.
+    pub path: String,
+    /// Its argv (the OCI hook's `args`; argv\[0\] first), empty for `path`.
+    pub args: Vec<String>,
 }
 
 /// Arguments of the `harden` action.
@@ -50,7 +64,38 @@ message_error!(
 pub const USAGE: &str =
     "usage: containerd-shim-nucleus-v1 [-namespace NS] [-id ID] [-address ADDR] \
 [-publish-binary BIN] [-bundle DIR] [-socket ADDR] [-debug] [-v] [-info] [start|delete]
-       containerd-shim-nucleus-v1 harden --bundle DIR [--config FILE] [--dry-run]";
+       containerd-shim-nucleus-v1 harden --bundle DIR [--config FILE] [--dry-run]
+       containerd-shim-nucleus-v1 oci-hook --id ID -- PATH [ARG0 ARGS...]";
+
+/// Parses the arguments after `oci-hook`.
+fn parse_oci_hook(args: &[String]) -> Result<OciHookArgs, CliError> {
+    let mut h = OciHookArgs::default();
+    let mut it = args.iter();
+    loop {
+        match it.next().map(String::as_str) {
+            Some("--id") => {
+                h.id = it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| CliError("oci-hook: --id needs a value".into()))?
+            }
+            Some("--") => break,
+            Some(other) => {
+                return Err(CliError(format!("oci-hook: unexpected argument {other:?}")))
+            }
+            None => return Err(CliError("oci-hook: -- PATH is required".into())),
+        }
+    }
+    h.path = it
+        .next()
+        .cloned()
+        .ok_or_else(|| CliError("oci-hook: the hook's PATH is missing after --".into()))?;
+    h.args = it.cloned().collect();
+    if h.id.is_empty() {
+        return Err(CliError("oci-hook: --id ID is required".into()));
+    }
+    Ok(h)
+}
 
 /// Parses the arguments after `harden`.
 fn parse_harden(args: &[String]) -> Result<HardenArgs, CliError> {
@@ -175,6 +220,7 @@ where
             Some("start") => Action::Start,
             Some("delete") => Action::Delete,
             Some("harden") => Action::Harden(parse_harden(&positional[1..])?),
+            Some("oci-hook") => Action::OciHook(parse_oci_hook(&positional[1..])?),
             Some(other) => return Err(CliError(format!("unknown action {other:?}"))),
         }
     };
@@ -224,6 +270,42 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn oci_hook_action_and_its_arguments() {
+        let f = parse([
+            "oci-hook",
+            "--id",
+            "c1",
+            "--",
+            "/usr/bin/h",
+            "h",
+            "-x",
+            "--",
+        ])
+        .unwrap();
+        assert_eq!(
+            f.action,
+            Action::OciHook(OciHookArgs {
+                id: "c1".into(),
+                path: "/usr/bin/h".into(),
+                args: vec!["h".into(), "-x".into(), "--".into()],
+            })
+        );
+        let f = parse(["oci-hook", "--id", "c1", "--", "/usr/bin/h"]).unwrap();
+        assert!(matches!(f.action, Action::OciHook(h) if h.args.is_empty()));
+        for bad in [
+            vec!["oci-hook"],
+            vec!["oci-hook", "--id"],
+            vec!["oci-hook", "--id", "c1"],
+            vec!["oci-hook", "--id", "c1", "--"],
+            vec!["oci-hook", "--", "/usr/bin/h"],
+            vec!["oci-hook", "--force", "--", "/usr/bin/h"],
+        ] {
+            let e = parse(bad.clone()).unwrap_err();
+            assert!(e.0.starts_with("oci-hook:"), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn parses_containerd_start_line() {

@@ -14,6 +14,14 @@ use crate::runtime::Backend;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nucleus/nucleus.toml";
 /// Environment variable that overrides [`DEFAULT_CONFIG_PATH`].
 pub const CONFIG_ENV: &str = "NUCLEUS_CONFIG";
+/// Annotation a container uses to choose its runtime (`runsc`, `crun` or
+/// `runc`) among those `[runtime] selectable` allows: how nerdctl
+/// (`--label`, 2.x `--annotation`), Docker (`--annotation`) and ctr
+/// (`--label`) users pick a backend per container without runtime options.
+pub const RUNTIME_ANNOTATION: &str = "io.nucleus.runtime";
+/// What `[runtime] selectable` allows when the config does not say:
+/// runsc, the strongest isolation of the three.
+const DEFAULT_SELECTABLE: [&str; 1] = ["runsc"];
 /// Largest config file accepted.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -67,6 +75,11 @@ pub struct RuntimeSection {
     /// containerd-shim-runc-v2 does: what CRIU needs to checkpoint it, since
     /// the FIFOs live on a mount the container cannot see).
     pub stdio: Option<String>,
+    /// Runtimes a container may choose with the `io.nucleus.runtime`
+    /// annotation, each a backend name (found on PATH) or an absolute path
+    /// to its binary; default `["runsc"]`, `[]` to refuse every choice. The
+    /// configured runtime itself needs no entry.
+    pub selectable: Option<Vec<String>>,
 }
 
 /// Everything the shim needs to drive a runtime for one container.
@@ -145,6 +158,18 @@ impl FileConfig {
                 )));
             }
         }
+        for entry in r.selectable.iter().flatten() {
+            let named = if entry.starts_with('/') {
+                Some(Backend::from_binary(entry))
+            } else {
+                Backend::from_name(entry)
+            };
+            if named.is_none() || entry.len() < 2 {
+                return Err(ConfigError(format!(
+                    "config {origin}: runtime.selectable entry {entry:?} must be \"runsc\", \"crun\", \"runc\" or an absolute path to one of them"
+                )));
+            }
+        }
         for flag in &r.flags {
             if !flag.starts_with("--") || flag.len() < 3 {
                 return Err(ConfigError(format!(
@@ -188,11 +213,14 @@ fn is_executable(p: &Path) -> bool {
 /// Strongest first: the config file (runtimeoptions ConfigPath/ConfigBody,
 /// else `$NUCLEUS_CONFIG`, else [`DEFAULT_CONFIG_PATH`] if it exists), then a
 /// runc `Options` BinaryName/Root, then auto-detection (runsc, crun, runc).
+/// `chosen` is the container's [`RUNTIME_ANNOTATION`]: another backend
+/// where `[runtime] selectable` allows it, else an error naming the knob.
 pub fn resolve(
     opts: &RuntimeOptions,
     namespace: &str,
     default_config: &Path,
     path_env: Option<&str>,
+    chosen: Option<&str>,
 ) -> Result<Config, ConfigError> {
     let (file, source) = match opts {
         RuntimeOptions::Config { body, .. } if !body.is_empty() => (
@@ -249,21 +277,36 @@ pub fn resolve(
                 )
             })?
     };
-    let root = match (&r.root, runc_root) {
-        (Some(root), _) => PathBuf::from(root),
-        // runc's Options.Root, as containerd-shim-runc-v2 reads it: the
-        // parent of one root per namespace (tools that reach the container
-        // with `runc --root <Root>/<namespace>` find it there).
-        (None, root) if !root.is_empty() => Path::new(root).join(namespace),
-        _ => Path::new("/run/nucleus")
+    let default_root = |backend: Backend| {
+        Path::new("/run/nucleus")
             .join(backend.name())
-            .join(namespace),
+            .join(namespace)
+    };
+    let (backend, binary, root, flags, source) = match selected(r, backend, chosen, &source)? {
+        // The configured root and flags are the configured runtime's.
+        Some((want, entry)) => {
+            let origin =
+                format!("{source}, runtime.selectable, for annotation {RUNTIME_ANNOTATION}");
+            let binary = locate(entry, path_env, &origin)?;
+            (want, binary, default_root(want), Vec::new(), origin)
+        }
+        None => {
+            let root = match (&r.root, runc_root) {
+                (Some(root), _) => PathBuf::from(root),
+                // runc's Options.Root, as containerd-shim-runc-v2 reads it:
+                // the parent of one root per namespace (tools that reach the
+                // container with `runc --root <Root>/<namespace>` find it).
+                (None, root) if !root.is_empty() => Path::new(root).join(namespace),
+                _ => default_root(backend),
+            };
+            (backend, binary, root, r.flags.clone(), source)
+        }
     };
     Ok(Config {
         backend,
         binary,
         root,
-        flags: r.flags.clone(),
+        flags,
         systemd_cgroup: r.systemd_cgroup || runc_systemd,
         runsc_pod_host_stack: r.runsc_pod_host_stack,
         runsc_host_terminal: r.runsc_host_terminal,
@@ -271,6 +314,47 @@ pub fn resolve(
         policy: file.policy.clone(),
         source,
     })
+}
+
+/// The backend and `selectable` entry a container's [`RUNTIME_ANNOTATION`]
+/// `chosen` switches to from `configured`; None when it names none or the
+/// configured one.
+fn selected<'a>(
+    r: &'a RuntimeSection,
+    configured: Backend,
+    chosen: Option<&str>,
+    source: &str,
+) -> Result<Option<(Backend, &'a str)>, ConfigError> {
+    let Some(name) = chosen else {
+        return Ok(None);
+    };
+    let want = Backend::from_name(name).ok_or_else(|| {
+        ConfigError(format!(
+            "annotation {RUNTIME_ANNOTATION} = {name:?} is not one of \"runsc\", \"crun\", \"runc\""
+        ))
+    })?;
+    if want == configured {
+        return Ok(None);
+    }
+    let allowed: Vec<&str> = match &r.selectable {
+        Some(list) => list.iter().map(String::as_str).collect(),
+        None => DEFAULT_SELECTABLE.to_vec(),
+    };
+    allowed
+        .iter()
+        .find(|e| match e.starts_with('/') {
+            true => Backend::from_binary(e) == want,
+            false => Backend::from_name(e) == Some(want),
+        })
+        .map(|e| Some((want, *e)))
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "the container asks for runtime {name:?} (annotation {RUNTIME_ANNOTATION}), which \
+                 runtime.selectable in {source} does not allow (it allows {allowed:?}; the \
+                 configured runtime is {:?})",
+                configured.name()
+            ))
+        })
 }
 
 fn locate(name: &str, path_env: Option<&str>, source: &str) -> Result<PathBuf, ConfigError> {
@@ -354,6 +438,12 @@ mod tests {
             let c = FileConfig::parse(body, name).unwrap();
             assert_eq!(c.runtime.name.as_deref(), Some(name));
         }
+        let c =
+            FileConfig::parse(include_str!("../contrib/nucleus-clients.toml"), "clients").unwrap();
+        assert_eq!(
+            c.runtime.selectable,
+            Some(vec!["runsc".into(), "crun".into()])
+        );
         let readme = include_str!("../README.md");
         let start = readme
             .find("```toml\n[policy]")
@@ -395,7 +485,14 @@ mod tests {
             path: "/nonexistent/nucleus.toml".into(),
             body: String::new(),
         };
-        let e = resolve(&opts, "default", Path::new("/none"), Some("/nonexistent")).unwrap_err();
+        let e = resolve(
+            &opts,
+            "default",
+            Path::new("/none"),
+            Some("/nonexistent"),
+            None,
+        )
+        .unwrap_err();
         assert!(e.0.contains("/nonexistent/nucleus.toml"), "{e}");
     }
 
@@ -407,7 +504,7 @@ mod tests {
             path: String::new(),
             body: "[runtime]\nname = \"auto\"\n".into(),
         };
-        let c = resolve(&opts, "ns", Path::new("/none"), Some(path)).unwrap();
+        let c = resolve(&opts, "ns", Path::new("/none"), Some(path), None).unwrap();
         assert_eq!(c.backend, Backend::Crun);
         assert_eq!(c.root, PathBuf::from("/run/nucleus/crun/ns"));
         let d2 = fake_bin_dir(&["runc", "crun", "runsc"]);
@@ -416,6 +513,7 @@ mod tests {
             "ns",
             Path::new("/none"),
             Some(d2.path().to_str().unwrap()),
+            None,
         )
         .unwrap();
         assert_eq!(c.backend, Backend::Runsc);
@@ -430,7 +528,7 @@ mod tests {
             body: "[runtime]\nname = \"runc\"\n".into(),
         };
         assert_eq!(
-            resolve(&opts, "n", Path::new("/none"), Some(path))
+            resolve(&opts, "n", Path::new("/none"), Some(path), None)
                 .unwrap()
                 .backend,
             Backend::Runc
@@ -441,9 +539,64 @@ mod tests {
             systemd_cgroup: false,
             shim_cgroup: String::new(),
         };
-        let c = resolve(&runc_opts, "n", Path::new("/none"), Some(path)).unwrap();
+        let c = resolve(&runc_opts, "n", Path::new("/none"), Some(path), None).unwrap();
         assert_eq!(c.backend, Backend::Crun);
         assert_eq!(c.root, PathBuf::from("/custom/n"));
+    }
+
+    #[test]
+    fn an_annotation_chooses_a_runtime_the_config_allows() {
+        let d = fake_bin_dir(&["runc", "crun", "runsc"]);
+        let path = d.path().to_str().unwrap();
+        let body = |b: &str| RuntimeOptions::Config {
+            path: String::new(),
+            body: b.into(),
+        };
+        let runc = "[runtime]\nname = \"runc\"\nroot = \"/r\"\nflags = [\"--debug\"]\n";
+        let pick = |b: &str, chosen: &str| {
+            resolve(&body(b), "ns", Path::new("/none"), Some(path), Some(chosen))
+        };
+        // runsc by default: the configured root and flags stay runc's.
+        let c = pick(runc, "runsc").unwrap();
+        assert_eq!(c.backend, Backend::Runsc);
+        assert_eq!(c.binary, d.path().join("runsc"));
+        assert_eq!(c.root, PathBuf::from("/run/nucleus/runsc/ns"));
+        assert!(c.flags.is_empty());
+        assert!(c.source.contains("runtime.selectable"), "{}", c.source);
+        // The configured runtime itself: nothing changes.
+        let c = pick(runc, "runc").unwrap();
+        assert_eq!(
+            (c.backend, c.root.clone()),
+            (Backend::Runc, PathBuf::from("/r"))
+        );
+        assert_eq!(c.flags, vec!["--debug"]);
+        // Not allowed: the error names the annotation, the knob and the file.
+        let e = pick(runc, "crun").unwrap_err();
+        for word in [
+            "\"crun\"",
+            RUNTIME_ANNOTATION,
+            "runtime.selectable",
+            "ConfigBody",
+        ] {
+            assert!(e.0.contains(word), "{word}: {e}");
+        }
+        let e = pick(&format!("{runc}selectable = []\n"), "runsc").unwrap_err();
+        assert!(e.0.contains("runtime.selectable"), "{e}");
+        let e = pick(runc, "kata").unwrap_err();
+        assert!(e.0.contains("\"kata\" is not one of"), "{e}");
+        // An entry by path: that binary.
+        let bin = d.path().join("crun").display().to_string();
+        let c = pick(&format!("{runc}selectable = [\"{bin}\"]\n"), "crun").unwrap();
+        assert_eq!(
+            (c.backend, c.binary),
+            (Backend::Crun, d.path().join("crun"))
+        );
+        // Entries are checked when the config is read.
+        for bad in ["[\"kata\"]", "[\"bin/runsc\"]", "[\"\"]"] {
+            let e =
+                FileConfig::parse(&format!("[runtime]\nselectable = {bad}\n"), "t").unwrap_err();
+            assert!(e.0.contains("runtime.selectable entry"), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -455,7 +608,7 @@ mod tests {
                 path: String::new(),
                 body: body.into(),
             };
-            resolve(&opts, "n", Path::new("/none"), Some(path))
+            resolve(&opts, "n", Path::new("/none"), Some(path), None)
         };
         assert!(
             !resolve_body("[runtime]\nname = \"runc\"\n")
@@ -491,6 +644,7 @@ mod tests {
             "n",
             Path::new("/none"),
             Some(d.path().to_str().unwrap()),
+            None,
         )
         .unwrap_err();
         assert!(e.0.contains("\"crun\"") && e.0.contains("not found"), "{e}");
@@ -499,6 +653,7 @@ mod tests {
             "n",
             Path::new("/none"),
             Some(d.path().to_str().unwrap()),
+            None,
         )
         .unwrap_err();
         assert!(e.0.contains("no OCI runtime found"), "{e}");

@@ -49,6 +49,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        cli::Action::OciHook(args) => match bootstrap::oci_hook::run(&args) {
+            Ok(status) => ExitCode::from(status),
+            Err(e) => {
+                eprintln!("containerd-shim-nucleus-v1: {e}");
+                ExitCode::FAILURE
+            }
+        },
         cli::Action::Start => {
             logging::init(&bundle_dir(&flags), &flags.id, flags.debug);
             match bootstrap::start::run(&flags) {

@@ -1,7 +1,8 @@
 //! nucleus.toml (src/config.rs): the file an operator writes, or the
 //! ConfigBody a CRI client sends inline. Parsing and validating it must not
 //! panic; a config that passes is resolved the way Create resolves it
-//! (with an empty PATH, so nothing outside is looked up).
+//! (with an empty PATH, so nothing outside is looked up), with and without
+//! a container asking for a runtime by annotation.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,11 +19,14 @@ fuzz_target!(|data: &[u8]| {
             path: String::new(),
             body: body.to_string(),
         };
-        let _ = config::resolve(
-            &opts,
-            "default",
-            std::path::Path::new("/nonexistent/nucleus.toml"),
-            Some(""),
-        );
+        for chosen in [None, Some("runsc"), Some("crun"), Some("runc"), Some("kata")] {
+            let _ = config::resolve(
+                &opts,
+                "default",
+                std::path::Path::new("/nonexistent/nucleus.toml"),
+                Some(""),
+                chosen,
+            );
+        }
     }
 });

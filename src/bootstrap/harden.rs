@@ -37,6 +37,7 @@ pub fn run(args: &HardenArgs) -> Result<String, BootstrapError> {
         "default",
         &config::default_config_path(),
         path_env.as_deref(),
+        None,
     )
     .map_err(|e| BootstrapError(e.to_string()))?;
     let recorded = Runtime::load(bundle_dir).ok().flatten().map(|r| r.backend);

@@ -1,9 +1,11 @@
 //! The short-lived actions containerd runs: `start` (bind the socket, spawn
 //! the server, reply with its address) and `delete` (clean up from the files
-//! in the bundle). Plus `-v`, `-info` and `harden` (for operators).
+//! in the bundle). Plus `-v`, `-info`, `harden` (for operators) and
+//! `oci-hook` (runsc's hooks, with containerd's id in their state).
 
 pub mod delete;
 pub mod harden;
+pub mod oci_hook;
 pub mod placement;
 pub mod socket;
 pub mod start;

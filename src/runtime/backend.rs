@@ -6,12 +6,27 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The CRI annotation naming a container's pod sandbox.
-/// Longest `NS+ID+` runsc id used as it is (see [`Backend::runtime_id`]):
-/// CRI's 64-digit ids in `k8s.io` fit; two of them in runsc's lock file
-/// name and one in its abstract socket address stay within their limits.
+/// Longest readable runsc id (see [`Backend::runtime_id`]): CRI's
+/// 64-digit ids in `k8s.io` fit; two of them in runsc's lock file name and
+/// one in its abstract socket address stay within their limits.
 const MAX_READABLE_RUNSC_ID: usize = 80;
 
 pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+
+/// The OCI hooks runsc runs on the host (none runs inside its sandbox).
+const HOST_HOOKS: [&str; 5] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "poststart",
+    "poststop",
+];
+
+/// 32 hex digits of SHA-256(NS, ID): a long runsc id.
+fn id_digest(namespace: &str, id: &str) -> String {
+    let digest = crate::digest::sha256_hex(format!("{namespace}\0{id}").as_bytes());
+    digest[..32].to_string()
+}
 
 /// The CRI annotation saying whether a container is a pod's sandbox or one
 /// of its containers.
@@ -123,14 +138,32 @@ impl Backend {
 
     /// The id the runtime knows container `id` of `namespace` by. runc and
     /// crun: the id itself (each namespace has its own root). runsc names
-    /// host-wide things after it (its control socket) and 20221219 finds a
-    /// container by prefix, so there it is `NS+ID+`: containerd's ids and
-    /// namespaces have no `+`, so no such id is a prefix of another. Where
-    /// that would be long (runsc's lock file `<sandbox>_sandbox:<id>.lock`
-    /// must fit a file name, its socket an abstract address) or the names
-    /// hold a `+`, it is `+` and 32 hex digits of SHA-256(NS, ID) and `+`:
-    /// fixed length, so no prefix of another either.
+    /// host-wide things after it (its control socket), so two namespaces'
+    /// `c1` must differ, and 20221219 finds a container by prefix, so no id
+    /// may be a prefix of another. Hooks, CNI plugins and tools see it, so
+    /// it keeps containerd's grammar (`[A-Za-z0-9][A-Za-z0-9_.-]*`):
+    /// `LI.LN.ID.NS`, the lengths of the id and the namespace first (`2.7.
+    /// c1.default`): once the lengths are read the end is known, so no such
+    /// id is a prefix of another. Where that would be long (runsc's lock
+    /// file `<sandbox>_sandbox:<id>.lock` must fit a file name, its socket
+    /// an abstract address) it is `h` and 32 hex digits of SHA-256(NS, ID):
+    /// fixed length, and never a readable id's prefix (those start with a
+    /// digit). Hooks still get containerd's id ([`Backend::adapt_spec`]).
     pub fn runtime_id(self, namespace: &str, id: &str) -> String {
+        if self != Backend::Runsc {
+            return id.to_string();
+        }
+        let readable = format!("{}.{}.{id}.{namespace}", id.len(), namespace.len());
+        if readable.len() <= MAX_READABLE_RUNSC_ID {
+            return readable;
+        }
+        format!("h{}", id_digest(namespace, id))
+    }
+
+    /// The runsc id earlier shims gave (`NS+ID+`, or `+` and 32 hex
+    /// digits `+`): what a runtime record without `grammar_ids` means, so
+    /// `delete` still finds containers an older shim created.
+    pub fn legacy_runtime_id(self, namespace: &str, id: &str) -> String {
         if self != Backend::Runsc {
             return id.to_string();
         }
@@ -139,9 +172,7 @@ impl Backend {
         {
             return readable;
         }
-        let key = format!("{namespace}\0{id}");
-        let digest = crate::digest::sha256_hex(key.as_bytes());
-        format!("+{}+", &digest[..32])
+        format!("+{}+", id_digest(namespace, id))
     }
 
     /// Flags `restore` takes beyond those every backend knows (`--detach`,
@@ -215,12 +246,11 @@ impl Backend {
         }
         let joins_sandbox = self.shares_sandbox_pid(spec);
         if let Some(annotations) = spec.get_mut("annotations").and_then(Value::as_object_mut) {
+            // The shim adapts containerd's spec (the kept original), so
+            // the annotation holds containerd's id.
             if let Some(Value::String(id)) = annotations.get_mut(SANDBOX_ID_ANNOTATION) {
-                // Runtime ids end with `+`, containerd's never do.
-                if !id.ends_with('+') {
-                    *id = self.runtime_id(namespace, id);
-                    changed.push("sandbox id given as runsc knows it");
-                }
+                *id = self.runtime_id(namespace, id);
+                changed.push("sandbox id given as runsc knows it");
             }
         }
         if joins_sandbox {
@@ -310,6 +340,64 @@ impl Backend {
     /// controlling terminal and job control) and copies it to the host pty.
     pub fn relays_terminal(self) -> bool {
         self == Backend::Runsc
+    }
+
+    /// runsc hands its hooks the state of the id it knows the container by;
+    /// hooks look the container up by containerd's (nerdctl's CNI setup and
+    /// name store; CNI refuses ids outside containerd's grammar). Each hook
+    /// runsc runs on the host (prestart, createRuntime, createContainer,
+    /// poststart, poststop) is put behind the shim's `oci-hook` action,
+    /// which runs it with the state's `id` set to containerd's `id` (same
+    /// args, env and timeout; a failure named by the hook's own path).
+    /// `shim` is the shim's own binary. runc and crun use containerd's id
+    /// already.
+    pub fn hooks_see_containerd_id(
+        self,
+        spec: &mut Value,
+        id: &str,
+        shim: &Path,
+    ) -> Vec<&'static str> {
+        if self != Backend::Runsc {
+            return Vec::new();
+        }
+        let shim = shim.display().to_string();
+        let mut wrapped = false;
+        let Some(hooks) = spec.get_mut("hooks").and_then(Value::as_object_mut) else {
+            return Vec::new();
+        };
+        for kind in HOST_HOOKS {
+            let Some(list) = hooks.get_mut(kind).and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for hook in list.iter_mut().filter_map(Value::as_object_mut) {
+                let Some(path) = hook.get("path").and_then(Value::as_str).map(str::to_string)
+                else {
+                    continue;
+                };
+                if path == shim {
+                    continue;
+                }
+                let mut args = vec![
+                    json!("containerd-shim-nucleus-v1"),
+                    json!("oci-hook"),
+                    json!("--id"),
+                    json!(id),
+                    json!("--"),
+                    json!(path),
+                ];
+                if let Some(given) = hook.get("args").and_then(Value::as_array) {
+                    args.extend(given.iter().cloned());
+                }
+                hook.insert("path".into(), json!(shim));
+                hook.insert("args".into(), Value::Array(args));
+                wrapped = true;
+            }
+        }
+        if wrapped {
+            vec!["hooks get containerd's id"]
+        } else {
+            Vec::new()
+        }
     }
 
     /// Mounts the terminal relay (host file `relay`) read-only at
@@ -492,23 +580,52 @@ mod tests {
     #[test]
     fn runsc_ids_are_never_a_prefix_of_another_and_stay_short() {
         let rid = |ns: &str, id: &str| Backend::Runsc.runtime_id(ns, id);
-        assert_eq!(rid("default", "c1"), "default+c1+");
-        assert!(!rid("default", "c11").starts_with(&rid("default", "c1")));
+        // containerd's grammar for ids, which hooks and CNI plugins check.
+        let grammar = |s: &str| {
+            s.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        };
+        assert_eq!(rid("default", "c1"), "2.7.c1.default");
         assert_eq!(Backend::Runc.runtime_id("default", "c1"), "c1");
         assert_eq!(Backend::Crun.runtime_id("default", "c1"), "c1");
         let cri = "a".repeat(64);
-        assert_eq!(rid("k8s.io", &cri), format!("k8s.io+{cri}+"));
+        assert_eq!(rid("k8s.io", &cri), format!("64.6.{cri}.k8s.io"));
         // containerd's longest ids (76) in a long namespace: hashed.
         let long = rid("testing", &"TestShimSockLength".repeat(4));
-        assert_eq!(long.len(), 34);
-        assert!(long.starts_with('+') && long.ends_with('+'), "{long}");
+        assert_eq!(long.len(), 33);
+        assert!(long.starts_with('h'), "{long}");
         assert_ne!(long, rid("testing", &"TestShimSockLength".repeat(5)));
         assert_ne!(long, rid("testin", &"TestShimSockLength".repeat(4)));
-        // Names holding a `+` cannot be told apart by it: hashed too.
-        assert_ne!(rid("a+b", "c"), rid("a", "b+c"));
-        assert_eq!(rid("a+b", "c").len(), 34);
+        // No id is a prefix of another, however the names are cut.
+        let names = [
+            "c", "c1", "c1.", "c1.d", "1", "1.c", "d", "de", "x.1.c1", "7", &cri,
+        ];
+        let mut ids = vec![long.clone()];
+        for ns in ["default", "d", "de", "k8s.io", "1"] {
+            for id in names {
+                ids.push(rid(ns, id));
+            }
+        }
+        for a in &ids {
+            assert!(grammar(a), "{a}");
+            for b in &ids {
+                assert!(
+                    a == b || !b.starts_with(a.as_str()),
+                    "{a} is a prefix of {b}"
+                );
+            }
+        }
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "two names gave one id");
         // The lock file runsc names after a sandbox and a container fits.
         assert!(2 * MAX_READABLE_RUNSC_ID + "_sandbox:.lock".len() < 255);
+        // Earlier shims' ids, for their runtime records.
+        assert_eq!(
+            Backend::Runsc.legacy_runtime_id("default", "c1"),
+            "default+c1+"
+        );
+        assert_eq!(Backend::Runc.legacy_runtime_id("default", "c1"), "c1");
     }
 
     #[test]
@@ -518,11 +635,7 @@ mod tests {
             Backend::Runsc.adapt_spec(&mut spec, "k8s.io"),
             ["sandbox id given as runsc knows it"]
         );
-        assert_eq!(spec["annotations"][SANDBOX_ID_ANNOTATION], "k8s.io+abc+");
-        assert!(
-            Backend::Runsc.adapt_spec(&mut spec, "k8s.io").is_empty(),
-            "idempotent"
-        );
+        assert_eq!(spec["annotations"][SANDBOX_ID_ANNOTATION], "3.6.abc.k8s.io");
         let mut spec = json!({"annotations": {SANDBOX_ID_ANNOTATION: "abc"}});
         assert!(Backend::Runc.adapt_spec(&mut spec, "k8s.io").is_empty());
         assert!(Backend::Runsc
@@ -621,10 +734,73 @@ mod tests {
     }
 
     #[test]
+    fn runsc_hooks_run_behind_the_shim_with_containerds_id() {
+        let shim = Path::new("/usr/local/bin/containerd-shim-nucleus-v1");
+        let given = json!({"hooks": {
+            "createRuntime": [{"path": "/usr/local/bin/nerdctl", "args": ["nerdctl", "internal", "oci-hook", "createRuntime"], "env": ["A=1"], "timeout": 5}],
+            "poststop": [{"path": "/usr/bin/cleanup"}],
+            "startContainer": [{"path": "/bin/in-container"}]
+        }});
+        let mut spec = given.clone();
+        assert_eq!(
+            Backend::Runsc.hooks_see_containerd_id(&mut spec, "c1", shim),
+            ["hooks get containerd's id"]
+        );
+        let hook = &spec["hooks"]["createRuntime"][0];
+        assert_eq!(hook["path"], shim.display().to_string());
+        assert_eq!(
+            hook["args"],
+            json!([
+                "containerd-shim-nucleus-v1",
+                "oci-hook",
+                "--id",
+                "c1",
+                "--",
+                "/usr/local/bin/nerdctl",
+                "nerdctl",
+                "internal",
+                "oci-hook",
+                "createRuntime"
+            ])
+        );
+        assert_eq!(
+            (&hook["env"], &hook["timeout"]),
+            (&json!(["A=1"]), &json!(5))
+        );
+        assert_eq!(
+            spec["hooks"]["poststop"][0]["args"],
+            json!([
+                "containerd-shim-nucleus-v1",
+                "oci-hook",
+                "--id",
+                "c1",
+                "--",
+                "/usr/bin/cleanup"
+            ])
+        );
+        // Inside the container the shim's binary is not there.
+        assert_eq!(
+            spec["hooks"]["startContainer"],
+            given["hooks"]["startContainer"]
+        );
+        // Once is enough; runc and crun give containerd's id themselves.
+        let wrapped = spec.clone();
+        assert!(Backend::Runsc
+            .hooks_see_containerd_id(&mut spec, "c1", shim)
+            .is_empty());
+        assert_eq!(spec, wrapped);
+        for b in [Backend::Runc, Backend::Crun] {
+            let mut spec = given.clone();
+            assert!(b.hooks_see_containerd_id(&mut spec, "c1", shim).is_empty());
+            assert_eq!(spec, given);
+        }
+    }
+
+    #[test]
     fn runsc_app_containers_join_the_pods_pid_namespace() {
         let shared = |kind: &str| {
             json!({
-                "annotations": {CONTAINER_TYPE_ANNOTATION: kind, SANDBOX_ID_ANNOTATION: "k8s.io+p+"},
+                "annotations": {CONTAINER_TYPE_ANNOTATION: kind},
                 "linux": {"namespaces": [
                     {"type": "pid", "path": "/proc/42/ns/pid"},
                     {"type": "network", "path": "/proc/42/ns/net"},

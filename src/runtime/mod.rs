@@ -172,6 +172,11 @@ pub struct Runtime {
     /// ([`Backend::runtime_id`]).
     #[serde(default)]
     pub namespace: String,
+    /// Whether runsc knows the container by an id in containerd's grammar
+    /// ([`Backend::runtime_id`]); false in records earlier shims wrote
+    /// ([`Backend::legacy_runtime_id`]).
+    #[serde(default)]
+    pub grammar_ids: bool,
 }
 
 impl Runtime {
@@ -196,7 +201,11 @@ impl Runtime {
 
     /// The id the runtime knows container `id` by.
     pub fn runtime_id(&self, id: &str) -> String {
-        self.backend.runtime_id(&self.namespace, id)
+        if self.grammar_ids {
+            self.backend.runtime_id(&self.namespace, id)
+        } else {
+            self.backend.legacy_runtime_id(&self.namespace, id)
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -916,6 +925,7 @@ mod tests {
             systemd_cgroup: false,
             log: dir.path().join("log.json"),
             namespace: "default".into(),
+            grammar_ids: true,
         };
         std::fs::write(&rt.log, "{\"level\":\"error\",\"msg\":\"old failure\"}\n").unwrap();
         // /bin/sh with runc-style args fails; the log has no new line, so stderr is used.
@@ -993,6 +1003,7 @@ mod tests {
             systemd_cgroup: false,
             log: "/tmp/x/log.json".into(),
             namespace: "default".into(),
+            grammar_ids: true,
         };
         let e = rt.kill(&DirectRunner, "c", 9, false).unwrap_err();
         assert!(e.message.contains("/nonexistent/crun"), "{e}");
@@ -1009,10 +1020,21 @@ mod tests {
             systemd_cgroup: false,
             log: dir.path().join(LOG_FILE),
             namespace: "default".into(),
+            grammar_ids: true,
         };
-        assert_eq!(rt.runtime_id("c1"), "default+c1+");
+        assert_eq!(rt.runtime_id("c1"), "2.7.c1.default");
         rt.save(dir.path()).unwrap();
-        assert_eq!(Runtime::load(dir.path()).unwrap(), Some(rt));
+        assert_eq!(Runtime::load(dir.path()).unwrap(), Some(rt.clone()));
+        // A record an earlier shim wrote: runsc knows its container by the
+        // id that shim gave, so `delete` still reaches it.
+        std::fs::write(
+            dir.path().join(RUNTIME_FILE),
+            r#"{"backend":"runsc","binary":"/usr/bin/runsc","root":"/r","flags":[],"systemd_cgroup":false,"log":"/l","namespace":"default"}"#,
+        )
+        .unwrap();
+        let old = Runtime::load(dir.path()).unwrap().unwrap();
+        assert!(!old.grammar_ids);
+        assert_eq!(old.runtime_id("c1"), "default+c1+");
         // Records written before the namespace was kept still load.
         std::fs::write(
             dir.path().join(RUNTIME_FILE),

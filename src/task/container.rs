@@ -76,11 +76,22 @@ pub fn resolve_config(req: &CreateTaskRequest, namespace: &str) -> Result<Config
     }
     .map_err(|e| TaskError::invalid(format!("container {}: {e}", req.id)))?;
     let path_env = std::env::var("PATH").ok();
+    // The runtime a container chooses by annotation. An unreadable spec is
+    // named by the hardening that follows.
+    let chosen = harden::bundle::read(bundle).ok().and_then(|source| {
+        source
+            .spec
+            .pointer("/annotations")
+            .and_then(|a| a.get(config::RUNTIME_ANNOTATION))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
     config::resolve(
         &opts,
         namespace,
         &config::default_config_path(),
         path_env.as_deref(),
+        chosen.as_deref(),
     )
     .map_err(|e| TaskError::invalid(format!("container {}: {e}", req.id)))
 }
@@ -164,6 +175,19 @@ pub fn runtime_for(
         systemd_cgroup: cfg.systemd_cgroup,
         log: bundle.join(LOG_FILE),
         namespace: namespace.to_string(),
+        grammar_ids: true,
+    })
+}
+
+/// The shim's own binary, for hooks run through its `oci-hook` action. A
+/// binary replaced since the shim started (an upgrade) is named by its path:
+/// the new one there has the action too.
+fn own_binary() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let text = exe.to_string_lossy();
+    Ok(match text.strip_suffix(" (deleted)") {
+        Some(path) => PathBuf::from(path),
+        None => exe,
     })
 }
 
@@ -219,6 +243,16 @@ pub fn create(
     // The process as given, before a backend wraps it (runsc's relay).
     let given_process = spec.get("process").cloned().unwrap_or(Value::Null);
     let mut adapted = cfg.backend.adapt_spec(&mut spec, namespace);
+    match own_binary() {
+        Ok(shim) => adapted.extend(
+            cfg.backend
+                .hooks_see_containerd_id(&mut spec, &req.id, &shim),
+        ),
+        Err(e) => log::warn!(
+            "container {}: own executable: {e}; hooks see the runtime's id",
+            req.id
+        ),
+    }
     let mut runtime = runtime_for(&req.id, namespace, &bundle, &cfg, &spec)?;
     std::fs::create_dir_all(&runtime.root).map_err(|e| {
         TaskError::internal(format!("runtime root {}: {e}", runtime.root.display()))
