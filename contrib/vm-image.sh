@@ -28,9 +28,12 @@ suite=trixie
 # lean. e2fsprogs/util-linux/kmod are needed at boot; iproute2/iptables and
 # the CNI plugins are what container networking tests reach for. dbus is only
 # a Recommends of systemd, but every real systemd host has it, and runc's and
-# crun's systemd cgroup driver reach systemd through it.
+# crun's systemd cgroup driver reach systemd through it. docker.io (26.1,
+# dockerd, on Debian's containerd) and docker-cli for the Docker suite;
+# their unit is disabled below and the suite starts it.
 guest_pkgs=(linux-image-amd64 systemd-sysv udev kmod dbus file containerd runc crun runsc
-  busybox-static containernetworking-plugins iproute2 iptables procps util-linux e2fsprogs)
+  busybox-static containernetworking-plugins iproute2 iptables procps util-linux e2fsprogs
+  docker.io docker-cli)
 guest_files=("$here/vm/nucleus-lane" "$here/vm/nucleus-lane.service")
 # Sparse: only what the root file system holds takes space on the host; the
 # rest is room for what tests write inside the guest (into a per-run overlay).
@@ -178,6 +181,9 @@ in_root systemctl enable nucleus-lane.service
 # containerd's postinst enables its unit; make sure, without touching the
 # unit or /etc/containerd.
 in_root systemctl enable containerd.service
+# Docker only when its suite starts it: at boot it would cost the emulated
+# CPUs seconds and set the FORWARD chain's policy to DROP under the CNI tests.
+in_root systemctl disable docker.service docker.socket
 # The console login only when no script runs (vm-run.sh --shell): in a lane
 # run its prompt would land in the middle of the script's output.
 mkdir -p "$root/etc/systemd/system/serial-getty@.service.d"

@@ -30,7 +30,7 @@ bash contrib/vm-image.sh >/dev/null
 # release shim, the suites' test binaries and the static in-container probe.
 target=${CARGO_TARGET_DIR:-$repo/target}
 cargo build --release --locked
-suites=(clean_start lifecycle exec control conformance hardening breakout restart log_uri cri)
+suites=(clean_start lifecycle exec control conformance hardening breakout restart log_uri cri docker)
 test_args=()
 for s in "${suites[@]}"; do test_args+=(--test "$s"); done
 lane=$target/vm-lane

@@ -22,8 +22,24 @@ use serde_json::{json, Value};
 /// The runtime name nerdctl and Docker users give.
 const NERDCTL_RUNTIME: &str = "io.containerd.nucleus.v1";
 
-/// A hook that saves the state it reads on stdin as `$OUT/<its arg>.json`.
-const RECORD_HOOK: &str = "#!/bin/sh\ncat > \"$OUT/$1.json\"\n";
+/// A hook that saves the state it reads on stdin as `$OUT/<its arg>.json`;
+/// as createRuntime it also does what a network hook does (CNI, Docker's
+/// libnetwork): gives the container's new network namespace, found by the
+/// state's pid, an interface with [`HOOK_ADDRESS`] (one end of a veth pair;
+/// both go with the namespace) and loopback up, as CNI's loopback plugin.
+const RECORD_HOOK: &str = r#"#!/bin/sh
+cat > "$OUT/$1.json"
+if [ "$1" = createRuntime ]; then
+  pid=$(sed -n 's/.*"pid": *\([0-9][0-9]*\).*/\1/p' "$OUT/$1.json")
+  ip link add "nv$pid" type veth peer name nuc0 netns "/proc/$pid/ns/net" &&
+  ip link set "nv$pid" up &&
+  nsenter --net="/proc/$pid/ns/net" sh -c \
+    'ip addr add 10.123.45.2/24 dev nuc0 && ip link set nuc0 up && ip link set lo up'
+fi
+"#;
+
+/// The address the createRuntime hook gives the container.
+const HOOK_ADDRESS: &str = "10.123.45.2";
 
 /// What one test sets up beside containerd: the nucleus.toml the shim finds
 /// through `$NUCLEUS_CONFIG`, a trusted hook directory with the recording
@@ -46,6 +62,9 @@ impl Setup {
         std::fs::write(&hook, RECORD_HOOK).expect("hook");
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let mut toml = common::runtime_table(configured);
+        // runsc builds that would refuse a namespace they make (every one
+        // this project's tests run): the kernel's stack inside it.
+        toml.push_str("runsc_pod_host_stack = true\n");
         if let Some(list) = selectable {
             toml.push_str(&format!("selectable = {list:?}\n"));
         }
@@ -110,7 +129,7 @@ fn nerdctl_spec(env: &Env, setup: &Setup, id: &str, backend: &str, args: &[&str]
     let hook = setup.dir.path().join("hooks/record").display().to_string();
     let hook_env = [
         format!("OUT={}", setup.out().display()),
-        "PATH=/usr/bin:/bin".to_string(),
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
     ];
     s["hooks"] = json!({
         "createRuntime": [{"path": hook, "args": ["record", "createRuntime"], "env": hook_env}],
@@ -216,6 +235,28 @@ fn as_nerdctl_does(backend: &str, test: &str) {
     );
     let bundle = state["bundle"].as_str().unwrap_or("");
     assert_eq!(Path::new(bundle), env.bundle(&id), "{state:#}");
+
+    // What the hook set up is the container's network: the container can
+    // bind the hook's address (on runsc: the kernel's stack in the
+    // namespace runsc made, which the config allows; gVisor's own would
+    // hold loopback only on these runsc builds).
+    let script = format!("httpd -p {HOOK_ADDRESS}:8080 -h /tmp && echo bound");
+    let out = env.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "net",
+        &id,
+        "/bin/sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(
+        (code(&out), text(&out.stdout).trim()),
+        (0, "bound"),
+        "stderr: {}",
+        text(&out.stderr)
+    );
 
     // nerdctl stats: every section it dereferences.
     let m = env.ctr(&["task", "metrics", "--format", "json", &id]);

@@ -9,7 +9,9 @@
 #     contrib/containerd-config.toml; for the tests only: the local pause
 #     image as the sandbox image (no registry here) and a CNI bridge;
 #   - `systemctl restart containerd` (its own unit: Type=notify, so
-#     NOTIFY_SOCKET is in the environment of every shim it starts).
+#     NOTIFY_SOCKET is in the environment of every shim it starts);
+#   - Docker's daemon.json from contrib/, dockerd started for the docker
+#     suite (tests/docker.rs, whose tests run with --ignored: only here).
 # Reads $NUCLEUS_VM_RESULT/lane.env (LANE_SHIM, LANE_PROBE, LANE_CI,
 # LANE_BIN_<suite>, LANE_SUITES); writes $NUCLEUS_VM_RESULT/summary.
 set -euo pipefail
@@ -38,6 +40,13 @@ for b in runsc crun runc; do install -m 0644 "contrib/nucleus-$b.toml" "/etc/nuc
 # As the host's CRI tests do: runsc builds that take a pod's network
 # namespace for the host's (see README) run pods on the kernel's stack.
 sed -i 's/^\[runtime\]$/[runtime]\nrunsc_pod_host_stack = true/' /etc/nucleus/runsc.toml
+
+# Docker, as README "nerdctl and Docker" says: the runtimes of
+# contrib/docker-daemon.json. dockerd starts with the docker suite (its unit
+# is disabled in the image), and the plain `nucleus` entry's nucleus.toml
+# with it (the other suites run with no /etc/nucleus/nucleus.toml).
+install -d -m 0755 /etc/docker
+install -m 0644 contrib/docker-daemon.json /etc/docker/daemon.json
 
 # containerd's config: the distribution's, plus the contrib handlers.
 pause=docker.io/library/nucleus-pause:latest
@@ -74,7 +83,8 @@ export RUST_BACKTRACE=1
 # handler's config. CRI pods share the k8s.io namespace: one at a time.
 # A containerd restart stops it for every test: restarts one at a time too.
 default_suites="clean_start lifecycle:--skip,containerd2 exec control conformance hardening breakout
-  restart:--skip,containerd2,--test-threads=1 log_uri cri:--skip,containerd2,--skip,runsc_pod_network,--test-threads=1"
+  restart:--skip,containerd2,--test-threads=1 log_uri cri:--skip,containerd2,--skip,runsc_pod_network,--test-threads=1
+  docker:--ignored"
 rc=0
 : >"$result/summary"
 echo "$emulator" >>"$result/summary"
@@ -88,6 +98,11 @@ for entry in ${LANE_SUITES:-$default_suites}; do
   threads=(--test-threads=2)
   for a in ${args[@]+"${args[@]}"}; do case $a in --test-threads=*) threads=() ;; esac; done
   t0=$(date +%s)
+  if [ "$suite" = docker ] && ! systemctl is-active -q docker; then
+    install -m 0644 contrib/nucleus-clients.toml /etc/nucleus/nucleus.toml
+    say "starting dockerd ($(dockerd --version))"
+    systemctl start docker || { journalctl -u docker -n 30 --no-pager; rc=1; }
+  fi
   say "== $suite ${args[*]:-}"
   src=0
   "$bin" ${threads[@]+"${threads[@]}"} ${args[@]+"${args[@]}"} 2>&1 || src=$?
@@ -96,6 +111,10 @@ for entry in ${LANE_SUITES:-$default_suites}; do
   echo "$line" >>"$result/summary"
   [ $src = 0 ] || rc=1
 done
+if systemctl is-active -q docker; then
+  journalctl -u docker --no-pager -o short-precise >"$result/docker.journal" || true
+  systemctl stop docker docker.socket || true
+fi
 journalctl -u containerd --no-pager -o short-precise >"$result/containerd.journal" || true
 # The kernel's view (OOM kills, fatal signals, segfaults): a shim that died
 # without a word in containerd's journal shows up here.

@@ -65,6 +65,22 @@ fn systemd_path(spec_path: &str) -> Option<String> {
     Some(dirs.join("/"))
 }
 
+/// Whether a spec's cgroupsPath is written for the systemd driver
+/// (`slice:prefix:name`, as Docker and nerdctl write it on systemd hosts
+/// whatever the runtime), not a cgroupfs path.
+pub fn systemd_form(spec: &Value) -> bool {
+    spec.pointer("/linux/cgroupsPath")
+        .and_then(Value::as_str)
+        .is_some_and(|p| {
+            !p.starts_with('/') && p.matches(':').count() == 2 && systemd_path(p).is_some()
+        })
+}
+
+/// Whether systemd is this host's init (what runc and crun check too).
+pub fn systemd_booted() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
 impl Cgroup {
     /// The cgroup of a spec, under `root` (normally /sys/fs/cgroup); None
     /// when the spec names none.
@@ -386,6 +402,17 @@ mod tests {
 
     #[test]
     fn paths_from_both_drivers() {
+        assert_eq!(
+            systemd_path("system.slice:docker:abc").unwrap(),
+            "system.slice/docker-abc.scope"
+        );
+        let form = |p: &str| systemd_form(&serde_json::json!({"linux": {"cgroupsPath": p}}));
+        assert!(form("system.slice:docker:abc"));
+        assert!(form(":nerdctl:abc"));
+        assert!(!form("/default/abc"));
+        assert!(!form("/a:b:c"));
+        assert!(!form("default/abc"));
+        assert!(!form("a.scope:b:c:d"));
         assert_eq!(
             systemd_path("system.slice:docker:abc").unwrap(),
             "system.slice/docker-abc.scope"

@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use serde_json::Value;
 
-use super::{HardenError, Policy};
+use super::{HardenError, Policy, Report};
 
 /// Hook kinds, in the order the runtime runs them.
 pub const HOOK_KINDS: [&str; 6] = [
@@ -118,6 +118,54 @@ fn check_owner_and_mode(meta: &std::fs::Metadata, euid: u32, what: &str) -> Resu
     Ok(())
 }
 
+/// Hooks that name a process's own binary by `/proc/<pid>/exe` (Docker's
+/// network hook, `libnetwork-setkey`, names dockerd so) run as the file the
+/// link points to: it is followed once, here, and that path is checked
+/// like any other (a symlink is refused, and this one is a link to a file
+/// that can change with the pid). The runtime then runs the checked file,
+/// whatever the pid has become; argv\[0\] stays the hook's own, which is
+/// how such a binary knows what to do. Not for startContainer hooks, whose
+/// paths resolve inside the container.
+pub fn resolve_process_exe(spec: &mut Value, report: &mut Report) {
+    let Some(hooks) = spec.get_mut("hooks").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (kind, list) in hooks.iter_mut() {
+        if kind == "startContainer" {
+            continue;
+        }
+        let Some(items) = list.as_array_mut() else {
+            continue;
+        };
+        for (i, hook) in items.iter_mut().enumerate() {
+            let Some(path) = hook.get("path").and_then(Value::as_str) else {
+                continue;
+            };
+            let is_process_exe = path
+                .strip_prefix("/proc/")
+                .and_then(|rest| rest.strip_suffix("/exe"))
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+            if !is_process_exe {
+                continue;
+            }
+            // Unreadable (the process is gone): left as it is, and refused
+            // by `check` as a link.
+            let Ok(target) = std::fs::read_link(path) else {
+                continue;
+            };
+            let target = target.to_string_lossy().into_owned();
+            let before = path.to_string();
+            hook["path"] = Value::String(target.clone());
+            report.set(
+                "hook_process_exe",
+                format!("hooks.{kind}[{i}].path"),
+                Some(before),
+                Some(target),
+            );
+        }
+    }
+}
+
 /// Checks every hook in the spec; the error names the hook and the reason.
 pub fn check(spec: &Value, policy: &Policy, euid: u32) -> Result<(), HardenError> {
     let Some(hooks) = spec.get("hooks").filter(|h| !h.is_null()) else {
@@ -200,6 +248,33 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_process_exe_hook_runs_as_the_binary_it_names() {
+        let me = std::env::current_exe().unwrap().display().to_string();
+        let link = format!("/proc/{}/exe", std::process::id());
+        let mut spec = json!({"hooks": {
+            "prestart": [{"path": link, "args": ["libnetwork-setkey", "-exec-root=/run/docker", "c1", "abc"]}],
+            "createRuntime": [{"path": "/usr/bin/true"}, {"path": "/proc/self/exe"}],
+            "startContainer": [{"path": link}]
+        }});
+        let mut report = Report::new(crate::harden::Level::Default, crate::runtime::Backend::Runc);
+        resolve_process_exe(&mut spec, &mut report);
+        assert_eq!(spec["hooks"]["prestart"][0]["path"], me.as_str());
+        assert_eq!(spec["hooks"]["prestart"][0]["args"][0], "libnetwork-setkey");
+        assert_eq!(report.changes.len(), 1, "{:?}", report.changes);
+        // Others are left for `check`: plain paths, /proc/self (not a
+        // process's pid), and hooks that run inside the container.
+        assert_eq!(spec["hooks"]["createRuntime"][0]["path"], "/usr/bin/true");
+        assert_eq!(spec["hooks"]["createRuntime"][1]["path"], "/proc/self/exe");
+        assert_eq!(spec["hooks"]["startContainer"][0]["path"], link.as_str());
+        // The binary it names is checked like any hook: here, outside the
+        // trusted directories, and named.
+        let mut one = json!({"hooks": {"prestart": [{"path": link}]}});
+        resolve_process_exe(&mut one, &mut report);
+        let e = check(&one, &Policy::default(), euid()).unwrap_err();
+        assert!(e.0.contains(&me) && e.0.contains("trusted"), "{e}");
+    }
 
     struct Dir {
         tmp: tempfile::TempDir,

@@ -492,9 +492,11 @@ impl Backend {
 
     /// Flags this backend needs for a given spec, before the user's own flags.
     ///
-    /// runsc refuses a network namespace without a path ("cannot run with
-    /// network enabled in root network namespace"): such a spec gets
-    /// `--network=none` (loopback only, like runc's empty netns); a netns with
+    /// A network namespace without a path is one runsc makes: for a spec
+    /// with prestart or createRuntime hooks (Docker's and nerdctl's network
+    /// setup) `new_netns()` says how the sandbox uses the interfaces those
+    /// hooks add there ([`NewNetns`]); other such specs get
+    /// `--network=none` (loopback only, like runc's empty netns). A netns with
     /// a path (CRI pods) keeps sandbox networking, unless `misread(path)`
     /// says this runsc would take that namespace for the host's (see
     /// [`super::netns`]): then the sandbox joins it and uses the kernel's
@@ -508,17 +510,27 @@ impl Backend {
     /// and a pod's sandbox, made for a pause container with no profile,
     /// still enforces the profiles of the containers that join it. A spec
     /// without a profile is unaffected.
-    pub fn spec_flags(self, spec: &Value, misread: impl FnOnce(&str) -> bool) -> Vec<String> {
+    pub fn spec_flags(
+        self,
+        spec: &Value,
+        misread: impl FnOnce(&str) -> bool,
+        new_netns: impl FnOnce() -> NewNetns,
+    ) -> Vec<String> {
         if self != Backend::Runsc {
             return Vec::new();
         }
         let mut flags = vec!["--oci-seccomp".to_string()];
-        flags.extend(self.network_flags(spec, misread));
+        flags.extend(self.network_flags(spec, misread, new_netns));
         flags
     }
 
     /// runsc's network flags for a spec (see [`Backend::spec_flags`]).
-    fn network_flags(self, spec: &Value, misread: impl FnOnce(&str) -> bool) -> Vec<String> {
+    fn network_flags(
+        self,
+        spec: &Value,
+        misread: impl FnOnce(&str) -> bool,
+        new_netns: impl FnOnce() -> NewNetns,
+    ) -> Vec<String> {
         let netns = spec
             .pointer("/linux/namespaces")
             .and_then(Value::as_array)
@@ -536,10 +548,43 @@ impl Backend {
                         Vec::new()
                     }
                 }
+                // A new namespace that a host-side hook is there to set up
+                // (Docker's libnetwork-setkey, nerdctl's CNI hook). Without
+                // such a hook it would hold only loopback: runsc makes none.
+                _ if has_network_hooks(spec) => match new_netns() {
+                    NewNetns::Sandbox => Vec::new(),
+                    NewNetns::KernelStack => vec!["--network=host".into()],
+                    NewNetns::LoopbackOnly => vec!["--network=none".into()],
+                },
                 _ => vec!["--network=none".into()],
             },
         }
     }
+}
+
+/// How a runsc sandbox networks a namespace it makes, which a hook sets up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewNetns {
+    /// gVisor's own network stack over the namespace's interfaces.
+    Sandbox,
+    /// The kernel's stack inside that namespace (`--network=host`; runsc
+    /// still makes the namespace): for runsc builds that would take it for
+    /// the host's and refuse it, where the config allows weaker isolation.
+    KernelStack,
+    /// Loopback only (`--network=none`): such a build, without that leave.
+    LoopbackOnly,
+}
+
+/// Whether `spec` has hooks that run on the host once the container's
+/// namespaces exist and before its process starts (prestart,
+/// createRuntime): what Docker and nerdctl configure a container's network
+/// with.
+fn has_network_hooks(spec: &Value) -> bool {
+    ["prestart", "createRuntime"].iter().any(|kind| {
+        spec.pointer(&format!("/hooks/{kind}"))
+            .and_then(Value::as_array)
+            .is_some_and(|hooks| !hooks.is_empty())
+    })
 }
 
 /// Runs a process's args under the relay (`TTY_RELAY_PATH OPTIONS -- ARGS`)
@@ -967,24 +1012,47 @@ mod tests {
         let b = Backend::Runsc;
         let own = json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "network"}]}});
         let never = |_: &str| false;
-        assert_eq!(b.network_flags(&own, never), vec!["--network=none"]);
+        let fine = || NewNetns::Sandbox;
+        assert_eq!(b.network_flags(&own, never, fine), vec!["--network=none"]);
+        // A hook to set the new namespace up (Docker, nerdctl): the
+        // sandbox's network, where this runsc can take it.
+        let mut hooked = own.clone();
+        hooked["hooks"] = json!({"prestart": [{"path": "/usr/sbin/dockerd"}]});
+        assert!(b.network_flags(&hooked, never, fine).is_empty());
+        assert_eq!(
+            b.network_flags(&hooked, never, || NewNetns::KernelStack),
+            vec!["--network=host"]
+        );
+        assert_eq!(
+            b.network_flags(&hooked, never, || NewNetns::LoopbackOnly),
+            vec!["--network=none"]
+        );
+        hooked["hooks"] = json!({"createRuntime": [{"path": "/usr/local/bin/nerdctl"}]});
+        assert!(b.network_flags(&hooked, never, fine).is_empty());
+        hooked["hooks"] = json!({"poststop": [{"path": "/usr/bin/x"}], "prestart": []});
+        assert_eq!(
+            b.network_flags(&hooked, never, fine),
+            vec!["--network=none"]
+        );
         let pod =
             json!({"linux": {"namespaces": [{"type": "network", "path": "/var/run/netns/x"}]}});
-        assert!(b.network_flags(&pod, never).is_empty());
+        assert!(b.network_flags(&pod, never, fine).is_empty());
         // A runsc that would misread the pod's namespace: kernel stack in it.
         assert_eq!(
-            b.network_flags(&pod, |p| p == "/var/run/netns/x"),
+            b.network_flags(&pod, |p| p == "/var/run/netns/x", fine),
             vec!["--network=host"]
         );
         // App containers of a pod take the sandbox's network as it is.
         let mut app = pod.clone();
         app["annotations"] = json!({CONTAINER_TYPE_ANNOTATION: "container"});
-        assert!(b.network_flags(&app, |_| panic!("not probed")).is_empty());
+        assert!(b
+            .network_flags(&app, |_| panic!("not probed"), fine)
+            .is_empty());
         let host = json!({"linux": {"namespaces": [{"type": "pid"}]}});
-        assert_eq!(b.network_flags(&host, never), vec!["--network=host"]);
-        assert!(Backend::Runc.spec_flags(&own, never).is_empty());
+        assert_eq!(b.network_flags(&host, never, fine), vec!["--network=host"]);
+        assert!(Backend::Runc.spec_flags(&own, never, fine).is_empty());
         assert_eq!(
-            b.spec_flags(&own, never),
+            b.spec_flags(&own, never, fine),
             ["--oci-seccomp", "--network=none"]
         );
     }

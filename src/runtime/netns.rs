@@ -40,6 +40,40 @@ pub fn runsc_misreads(runsc: &Path, netns: &Path) -> bool {
     }
 }
 
+/// Whether `runsc` would take a network namespace it makes itself (a spec's
+/// netns without a path) for the host's: an old-check build on a kernel
+/// that shows the old marker outside the initial namespace.
+pub fn runsc_misreads_new(runsc: &Path) -> bool {
+    marker_visible_in_a_new_namespace() && uses_old_check(runsc)
+}
+
+/// Whether this kernel shows [`OLD_MARKER`] in a namespace other than the
+/// initial one: looked at once per process, from a short-lived thread that
+/// moves into a new network namespace of its own (the namespace goes with
+/// it). A probe that cannot run counts as "yes" (the safe answer: runsc
+/// then gets no network it could refuse).
+fn marker_visible_in_a_new_namespace() -> bool {
+    static VISIBLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *VISIBLE.get_or_init(|| {
+        let probe = std::thread::spawn(|| {
+            // SAFETY: unshare changes only this thread's network namespace;
+            // the thread ends right after reading one file.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Path::new(OLD_MARKER).exists())
+        });
+        match probe.join() {
+            Ok(Ok(visible)) => visible,
+            Ok(Err(e)) => {
+                log::warn!("cannot make a network namespace to probe: {e}");
+                true
+            }
+            Err(_) => true,
+        }
+    })
+}
+
 /// Whether the binary's root-namespace check is the old one: its text names
 /// the old marker and not the new one. Cached per binary and modification
 /// time (the scan reads the whole binary).

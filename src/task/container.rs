@@ -16,7 +16,7 @@ use crate::harden;
 use crate::io::{self, StdioPaths};
 use crate::mount;
 use crate::options::{self, RuntimeOptions};
-use crate::runtime::{Backend, CommandRunner, Runtime, LOG_FILE};
+use crate::runtime::{Backend, CommandRunner, NewNetns, Runtime, LOG_FILE};
 
 /// File in the bundle holding the options Any `start` received.
 pub const START_OPTIONS_FILE: &str = "nucleus-options.pb";
@@ -132,22 +132,50 @@ pub fn runtime_for(
     spec: &Value,
 ) -> Result<Runtime, TaskError> {
     let mut refused = None;
-    let mut flags = cfg.backend.spec_flags(spec, |netns| {
-        if !crate::runtime::netns::runsc_misreads(&cfg.binary, Path::new(netns)) {
-            return false;
+    // A namespace runsc makes, which the spec's hooks set up (Docker,
+    // nerdctl): gVisor's stack where this runsc can take it.
+    let new_netns = || {
+        if !crate::runtime::netns::runsc_misreads_new(&cfg.binary) {
+            return NewNetns::Sandbox;
         }
+        let binary = cfg.binary.display();
         if cfg.runsc_pod_host_stack {
             log::warn!(
-                "container {id}: {} takes every network namespace for the host's on this \
+                "container {id}: {binary} takes every network namespace for the host's on this \
+                 kernel; as runtime.runsc_pod_host_stack allows, the sandbox uses the kernel's \
+                 network stack inside the namespace its hooks set up (--network=host)"
+            );
+            return NewNetns::KernelStack;
+        }
+        log::warn!(
+            "container {id}: {binary} takes every network namespace for the host's on this \
+             kernel: the container gets loopback only (--network=none), not what its hooks \
+             set up; upgrade runsc, or set runtime.runsc_pod_host_stack = true in {} for the \
+             kernel's stack inside its namespace",
+            cfg.source
+        );
+        NewNetns::LoopbackOnly
+    };
+    let mut flags = cfg.backend.spec_flags(
+        spec,
+        |netns| {
+            if !crate::runtime::netns::runsc_misreads(&cfg.binary, Path::new(netns)) {
+                return false;
+            }
+            if cfg.runsc_pod_host_stack {
+                log::warn!(
+                    "container {id}: {} takes every network namespace for the host's on this \
                  kernel; as runtime.runsc_pod_host_stack allows, the sandbox uses the \
                  kernel's network stack inside {netns} (--network=host)",
-                cfg.binary.display()
-            );
-            return true;
-        }
-        refused = Some(netns.to_string());
-        false
-    });
+                    cfg.binary.display()
+                );
+                return true;
+            }
+            refused = Some(netns.to_string());
+            false
+        },
+        new_netns,
+    );
     if let Some(netns) = refused {
         return Err(TaskError::precondition(format!(
             "container {id}: {} would refuse the pod network namespace {netns}: this build \
@@ -161,6 +189,14 @@ pub fn runtime_for(
         )));
     }
     flags.extend(cfg.flags.iter().cloned());
+    // Docker and nerdctl write a systemd cgroupsPath on systemd hosts and
+    // tell only runc's own shim (its SystemdCgroup option): the runtime
+    // takes it with its systemd driver, as under containerd-shim-runc-v2.
+    let systemd_cgroup =
+        cfg.systemd_cgroup || (cgroup::systemd_form(spec) && cgroup::systemd_booted());
+    if systemd_cgroup && !cfg.systemd_cgroup {
+        log::info!("container {id}: cgroupsPath is in systemd's form: the systemd cgroup driver");
+    }
     log::info!(
         "container {id}: runtime {} ({}) from {}",
         cfg.backend.name(),
@@ -172,7 +208,7 @@ pub fn runtime_for(
         binary: cfg.binary.clone(),
         root: cfg.root.clone(),
         flags,
-        systemd_cgroup: cfg.systemd_cgroup,
+        systemd_cgroup,
         log: bundle.join(LOG_FILE),
         namespace: namespace.to_string(),
         grammar_ids: true,
