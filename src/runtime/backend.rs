@@ -791,22 +791,18 @@ mod tests {
             Backend::Runsc.hooks_see_containerd_id(&mut spec, "c1", shim),
             ["hooks get containerd's id"]
         );
+        // The shim's action, then the hook's own path and args.
+        let via_shim = |hook: &[&str]| {
+            let mut args = vec!["containerd-shim-nucleus-v1", "oci-hook", "--id", "c1", "--"];
+            args.extend(hook);
+            json!(args)
+        };
         let hook = &spec["hooks"]["createRuntime"][0];
         assert_eq!(hook["path"], shim.display().to_string());
+        let nerdctl = ["/usr/local/bin/nerdctl", "nerdctl", "internal", "oci-hook"];
         assert_eq!(
             hook["args"],
-            json!([
-                "containerd-shim-nucleus-v1",
-                "oci-hook",
-                "--id",
-                "c1",
-                "--",
-                "/usr/local/bin/nerdctl",
-                "nerdctl",
-                "internal",
-                "oci-hook",
-                "createRuntime"
-            ])
+            via_shim(&[&nerdctl[..], &["createRuntime"]].concat())
         );
         assert_eq!(
             (&hook["env"], &hook["timeout"]),
@@ -814,14 +810,7 @@ mod tests {
         );
         assert_eq!(
             spec["hooks"]["poststop"][0]["args"],
-            json!([
-                "containerd-shim-nucleus-v1",
-                "oci-hook",
-                "--id",
-                "c1",
-                "--",
-                "/usr/bin/cleanup"
-            ])
+            via_shim(&["/usr/bin/cleanup"])
         );
         // Inside the container the shim's binary is not there.
         assert_eq!(
