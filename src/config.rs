@@ -19,6 +19,26 @@ pub const CONFIG_ENV: &str = "NUCLEUS_CONFIG";
 /// (`--label`, 2.x `--annotation`), Docker (`--annotation`) and ctr
 /// (`--label`) users pick a backend per container without runtime options.
 pub const RUNTIME_ANNOTATION: &str = "io.nucleus.runtime";
+/// The runtime the spec in `bundle` asks for by [`RUNTIME_ANNOTATION`]
+/// (read from containerd's spec, the kept original once hardened); None
+/// when it asks for none or cannot be read (hardening then names why).
+/// Not for CRI's containers: a pod's containers share its sandbox, so its
+/// handler (a RuntimeClass) alone decides.
+pub fn chosen_runtime(bundle: &Path) -> Option<String> {
+    let source = crate::harden::bundle::read(bundle).ok()?;
+    let annotations = source.spec.pointer("/annotations")?;
+    if annotations
+        .get(crate::runtime::CONTAINER_TYPE_ANNOTATION)
+        .is_some()
+    {
+        return None;
+    }
+    annotations
+        .get(RUNTIME_ANNOTATION)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+}
+
 /// What `[runtime] selectable` allows when the config does not say:
 /// runsc, the strongest isolation of the three.
 const DEFAULT_SELECTABLE: [&str; 1] = ["runsc"];
@@ -160,7 +180,12 @@ impl FileConfig {
         }
         for entry in r.selectable.iter().flatten() {
             let named = if entry.starts_with('/') {
-                Some(Backend::from_binary(entry))
+                // The file name says which backend (what from_binary reads).
+                let file = entry.rsplit('/').next().unwrap_or("");
+                Backend::ALL
+                    .iter()
+                    .any(|b| file.contains(b.name()))
+                    .then(|| Backend::from_binary(entry))
             } else {
                 Backend::from_name(entry)
             };
@@ -592,11 +617,35 @@ mod tests {
             (Backend::Crun, d.path().join("crun"))
         );
         // Entries are checked when the config is read.
-        for bad in ["[\"kata\"]", "[\"bin/runsc\"]", "[\"\"]"] {
+        for bad in [
+            "[\"kata\"]",
+            "[\"bin/runsc\"]",
+            "[\"\"]",
+            "[\"/usr/bin/kata-runtime\"]",
+            "[\"/opt/runsc/\"]",
+        ] {
             let e =
                 FileConfig::parse(&format!("[runtime]\nselectable = {bad}\n"), "t").unwrap_err();
             assert!(e.0.contains("runtime.selectable entry"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_annotation_is_read_from_the_spec_except_under_cri() {
+        let bundle = tempfile::tempdir().unwrap();
+        let write = |annotations: &str| {
+            std::fs::write(
+                bundle.path().join("config.json"),
+                format!(r#"{{"ociVersion":"1.0.2","annotations":{annotations}}}"#),
+            )
+            .unwrap()
+        };
+        write(r#"{"io.nucleus.runtime":"runsc"}"#);
+        assert_eq!(chosen_runtime(bundle.path()).as_deref(), Some("runsc"));
+        write(r#"{"io.nucleus.runtime":"runsc","io.kubernetes.cri.container-type":"sandbox"}"#);
+        assert_eq!(chosen_runtime(bundle.path()), None);
+        write("{}");
+        assert_eq!(chosen_runtime(bundle.path()), None);
     }
 
     #[test]

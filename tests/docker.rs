@@ -284,28 +284,46 @@ fn stop_of_an_init_without_handler(backend: &str) {
 }
 
 /// The `nucleus` entry (nucleus.toml: runc, `selectable` runsc and crun):
-/// `--annotation io.nucleus.runtime=runsc` runs the container in gVisor.
+/// `--annotation io.nucleus.runtime=BACKEND` runs the container there,
+/// under that backend's own root (Docker's containerd namespace is `moby`;
+/// runc and crun keep a directory named by the id, runsc files of its own),
+/// and for runsc in gVisor.
 fn annotation_picks_the_backend(backend: &str) {
     if !ready() {
         return;
     }
-    let host = std::fs::read_to_string("/proc/version").expect("/proc/version");
+    assert!(Path::new("/etc/nucleus/nucleus.toml").exists());
+    let name = format!("picked-{backend}");
     let annotation = format!("io.nucleus.runtime={backend}");
     let out = docker(&[
         "run",
-        "--rm",
+        "-d",
+        "--name",
+        &name,
         "--runtime",
         "nucleus",
         "--annotation",
         &annotation,
         IMAGE,
-        "/bin/cat",
-        "/proc/version",
+        "/bin/sleep",
+        "1000",
     ]);
     assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    let id = container_id(&name);
+    for other in ["runsc", "crun", "runc"] {
+        let held = Path::new("/run/nucleus")
+            .join(other)
+            .join("moby")
+            .join(&id)
+            .exists();
+        assert_eq!(held, other == backend && other != "runsc", "{other}'s root");
+    }
+    let host = std::fs::read_to_string("/proc/version").expect("/proc/version");
+    let out = docker(&["exec", &name, "/bin/cat", "/proc/version"]);
+    assert_eq!(code(&out), 0, "exec: {}", text(&out.stderr));
     let in_gvisor = text(&out.stdout).trim() != host.trim();
     assert_eq!(in_gvisor, backend == "runsc", "{}", text(&out.stdout));
-    assert!(Path::new("/etc/nucleus/nucleus.toml").exists());
+    remove(&[&name], &[id]);
 }
 
 in_the_vm_lane!(

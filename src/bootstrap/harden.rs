@@ -37,16 +37,18 @@ pub fn run(args: &HardenArgs) -> Result<String, BootstrapError> {
         "default",
         &config::default_config_path(),
         path_env.as_deref(),
-        None,
+        config::chosen_runtime(bundle_dir).as_deref(),
     )
     .map_err(|e| BootstrapError(e.to_string()))?;
-    let recorded = Runtime::load(bundle_dir).ok().flatten().map(|r| r.backend);
-    let backend = match (&args.config, recorded) {
-        (None, Some(b)) => b,
-        _ => cfg.backend,
+    // The runtime Create used, as it recorded it, unless --config asks
+    // about another config.
+    let recorded = Runtime::load(bundle_dir).ok().flatten();
+    let (backend, binary) = match (&args.config, recorded) {
+        (None, Some(r)) => (r.backend, r.binary),
+        _ => (cfg.backend, cfg.binary.clone()),
     };
     let version = (backend == crate::runtime::Backend::Runsc)
-        .then(|| crate::runtime::version(&crate::runtime::DirectRunner, &cfg.binary))
+        .then(|| crate::runtime::version(&crate::runtime::DirectRunner, &binary))
         .flatten();
     let hardened = harden::harden_bundle(
         bundle_dir,

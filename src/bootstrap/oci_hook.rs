@@ -41,7 +41,13 @@ pub fn run(args: &OciHookArgs) -> Result<u8, HookError> {
     std::io::stdin()
         .read_to_end(&mut state)
         .map_err(|e| HookError(format!("oci-hook: reading the state from stdin: {e}")))?;
-    let state = rewrite_state(&state, &args.id)?;
+    run_with_state(args, &state)
+}
+
+/// Runs the hook with `state` (as the runtime gave it) rewritten on its
+/// stdin; returns the exit status to leave with.
+fn run_with_state(args: &OciHookArgs, state: &[u8]) -> Result<u8, HookError> {
+    let state = rewrite_state(state, &args.id)?;
     let mut file = memfd_create(c"oci-state", MFdFlags::MFD_CLOEXEC)
         .map(std::fs::File::from)
         .map_err(|e| HookError(format!("oci-hook: memfd_create: {e}")))?;
@@ -101,5 +107,37 @@ mod tests {
         assert!(e.0.contains("not JSON"), "{e}");
         let e = rewrite_state(b"[1]", "c1").unwrap_err();
         assert!(e.0.contains("not a JSON object"), "{e}");
+    }
+
+    /// `sh -c SCRIPT` run as `my-hook` (its $0).
+    fn hook(script: &str) -> OciHookArgs {
+        OciHookArgs {
+            id: "c1".into(),
+            path: "/bin/sh".into(),
+            args: vec!["my-hook".into(), "-c".into(), script.into()],
+        }
+    }
+
+    #[test]
+    fn the_hook_reads_the_state_and_its_status_is_the_actions() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("seen");
+        let state = br#"{"id":"2.7.c1.default","pid":1}"#;
+        // argv[0] as the runtime gave it, the rewritten state on stdin.
+        let args = hook(&format!(r#"{{ echo "$0"; cat; }} > {}"#, out.display()));
+        assert_eq!(run_with_state(&args, state).unwrap(), 0);
+        let seen = std::fs::read_to_string(&out).unwrap();
+        let (arg0, json) = seen.split_once('\n').unwrap();
+        assert_eq!(arg0, "my-hook");
+        let v: Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["id"], "c1");
+        // Its exit status, and a signal as 128 + N.
+        assert_eq!(run_with_state(&hook("exit 7"), state).unwrap(), 7);
+        assert_eq!(run_with_state(&hook("kill -9 $$"), state).unwrap(), 137);
+        // A hook that cannot be run is named.
+        let mut missing = hook("true");
+        missing.path = "/nonexistent/hook".into();
+        let e = run_with_state(&missing, state).unwrap_err();
+        assert!(e.0.contains("/nonexistent/hook"), "{e}");
     }
 }

@@ -414,10 +414,6 @@ mod tests {
         assert!(!form("default/abc"));
         assert!(!form("a.scope:b:c:d"));
         assert_eq!(
-            systemd_path("system.slice:docker:abc").unwrap(),
-            "system.slice/docker-abc.scope"
-        );
-        assert_eq!(
             systemd_path("kubepods-besteffort.slice:cri-containerd:123").unwrap(),
             "kubepods.slice/kubepods-besteffort.slice/cri-containerd-123.scope"
         );

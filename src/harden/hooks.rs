@@ -124,11 +124,13 @@ fn check_owner_and_mode(meta: &std::fs::Metadata, euid: u32, what: &str) -> Resu
 /// like any other (a symlink is refused, and this one is a link to a file
 /// that can change with the pid). The runtime then runs the checked file,
 /// whatever the pid has become; argv\[0\] stays the hook's own, which is
-/// how such a binary knows what to do. Not for startContainer hooks, whose
-/// paths resolve inside the container.
-pub fn resolve_process_exe(spec: &mut Value, report: &mut Report) {
+/// how such a binary knows what to do. A process whose binary was replaced
+/// on disk since it started (an upgrade without a restart) is refused by
+/// name: the file at that path is not the one it runs. Not for
+/// startContainer hooks, whose paths resolve inside the container.
+pub fn resolve_process_exe(spec: &mut Value, report: &mut Report) -> Result<(), HardenError> {
     let Some(hooks) = spec.get_mut("hooks").and_then(Value::as_object_mut) else {
-        return;
+        return Ok(());
     };
     for (kind, list) in hooks.iter_mut() {
         if kind == "startContainer" {
@@ -154,6 +156,20 @@ pub fn resolve_process_exe(spec: &mut Value, report: &mut Report) {
                 continue;
             };
             let target = target.to_string_lossy().into_owned();
+            // The file the process runs (the link's own target, even when
+            // deleted) and the one at its path must be one file.
+            let same = match (std::fs::metadata(path), std::fs::metadata(&target)) {
+                (Ok(running), Ok(named)) => {
+                    running.dev() == named.dev() && running.ino() == named.ino()
+                }
+                _ => false,
+            };
+            if !same {
+                return Err(HardenError(format!(
+                    "hook {path} (hooks.{kind}[{i}]) names {target}, which is no longer the \
+                     file that process runs (replaced on disk since it started): restart it"
+                )));
+            }
             let before = path.to_string();
             hook["path"] = Value::String(target.clone());
             report.set(
@@ -164,6 +180,7 @@ pub fn resolve_process_exe(spec: &mut Value, report: &mut Report) {
             );
         }
     }
+    Ok(())
 }
 
 /// Checks every hook in the spec; the error names the hook and the reason.
@@ -259,7 +276,7 @@ mod tests {
             "startContainer": [{"path": link}]
         }});
         let mut report = Report::new(crate::harden::Level::Default, crate::runtime::Backend::Runc);
-        resolve_process_exe(&mut spec, &mut report);
+        resolve_process_exe(&mut spec, &mut report).unwrap();
         assert_eq!(spec["hooks"]["prestart"][0]["path"], me.as_str());
         assert_eq!(spec["hooks"]["prestart"][0]["args"][0], "libnetwork-setkey");
         assert_eq!(report.changes.len(), 1, "{:?}", report.changes);
@@ -271,9 +288,22 @@ mod tests {
         // The binary it names is checked like any hook: here, outside the
         // trusted directories, and named.
         let mut one = json!({"hooks": {"prestart": [{"path": link}]}});
-        resolve_process_exe(&mut one, &mut report);
+        resolve_process_exe(&mut one, &mut report).unwrap();
         let e = check(&one, &Policy::default(), euid()).unwrap_err();
         assert!(e.0.contains(&me) && e.0.contains("trusted"), "{e}");
+        // A process whose binary was replaced on disk: refused by name.
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("daemon");
+        std::fs::copy("/bin/sleep", &bin).unwrap();
+        let mut child = std::process::Command::new(&bin).arg("30").spawn().unwrap();
+        std::fs::remove_file(&bin).unwrap();
+        std::fs::copy("/bin/sleep", &bin).unwrap();
+        let mut replaced =
+            json!({"hooks": {"prestart": [{"path": format!("/proc/{}/exe", child.id())}]}});
+        let e = resolve_process_exe(&mut replaced, &mut report).unwrap_err();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(e.0.contains("replaced on disk"), "{e}");
     }
 
     struct Dir {

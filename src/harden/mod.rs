@@ -55,7 +55,7 @@ pub fn harden(
         policy,
         privileged.is_some() && policy.allow_privileged,
     )?;
-    hooks::resolve_process_exe(spec, &mut report);
+    hooks::resolve_process_exe(spec, &mut report)?;
     hooks::check(spec, policy, euid)?;
     if let Some(why) = privileged {
         if !policy.allow_privileged {

@@ -5,12 +5,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// The CRI annotation naming a container's pod sandbox.
 /// Longest readable runsc id (see [`Backend::runtime_id`]): CRI's
 /// 64-digit ids in `k8s.io` fit; two of them in runsc's lock file name and
 /// one in its abstract socket address stay within their limits.
 const MAX_READABLE_RUNSC_ID: usize = 80;
 
+/// The CRI annotation naming a container's pod sandbox.
 pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
 
 /// The OCI hooks runsc runs on the host (none runs inside its sandbox).
@@ -148,7 +148,8 @@ impl Backend {
     /// file `<sandbox>_sandbox:<id>.lock` must fit a file name, its socket
     /// an abstract address) it is `h` and 32 hex digits of SHA-256(NS, ID):
     /// fixed length, and never a readable id's prefix (those start with a
-    /// digit). Hooks still get containerd's id ([`Backend::adapt_spec`]).
+    /// digit). Hooks still get containerd's id
+    /// ([`Backend::hooks_see_containerd_id`]).
     pub fn runtime_id(self, namespace: &str, id: &str) -> String {
         if self != Backend::Runsc {
             return id.to_string();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use backend::{Backend, NewNetns, SANDBOX_ID_ANNOTATION};
+pub use backend::{Backend, NewNetns, CONTAINER_TYPE_ANNOTATION, SANDBOX_ID_ANNOTATION};
 
 /// Name of the file in the bundle that records how the runtime was invoked,
 /// so `delete` can clean up without the server.

@@ -50,12 +50,13 @@ pub fn runsc_misreads_new(runsc: &Path) -> bool {
 /// Whether this kernel shows [`OLD_MARKER`] in a namespace other than the
 /// initial one: looked at once per process, from a short-lived thread that
 /// moves into a new network namespace of its own (the namespace goes with
-/// it). A probe that cannot run counts as "yes" (the safe answer: runsc
-/// then gets no network it could refuse).
+/// it). A probe that cannot run counts as "yes": runsc then gets no
+/// namespace it might refuse (loopback only, or the kernel's stack where
+/// `runtime.runsc_pod_host_stack` allows it), and the log says why.
 fn marker_visible_in_a_new_namespace() -> bool {
     static VISIBLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *VISIBLE.get_or_init(|| {
-        let probe = std::thread::spawn(|| {
+        let probe = std::thread::Builder::new().spawn(|| {
             // SAFETY: unshare changes only this thread's network namespace;
             // the thread ends right after reading one file.
             if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
@@ -63,13 +64,13 @@ fn marker_visible_in_a_new_namespace() -> bool {
             }
             Ok(Path::new(OLD_MARKER).exists())
         });
-        match probe.join() {
-            Ok(Ok(visible)) => visible,
-            Ok(Err(e)) => {
-                log::warn!("cannot make a network namespace to probe: {e}");
+        match probe.map(|thread| thread.join()) {
+            Ok(Ok(Ok(visible))) => visible,
+            Ok(Ok(Err(e))) | Err(e) => {
+                log::warn!("cannot probe a new network namespace: {e}");
                 true
             }
-            Err(_) => true,
+            Ok(Err(_)) => true,
         }
     })
 }

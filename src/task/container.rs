@@ -78,14 +78,7 @@ pub fn resolve_config(req: &CreateTaskRequest, namespace: &str) -> Result<Config
     let path_env = std::env::var("PATH").ok();
     // The runtime a container chooses by annotation. An unreadable spec is
     // named by the hardening that follows.
-    let chosen = harden::bundle::read(bundle).ok().and_then(|source| {
-        source
-            .spec
-            .pointer("/annotations")
-            .and_then(|a| a.get(config::RUNTIME_ANNOTATION))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
+    let chosen = config::chosen_runtime(bundle);
     config::resolve(
         &opts,
         namespace,
