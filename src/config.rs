@@ -19,14 +19,12 @@ pub const CONFIG_ENV: &str = "NUCLEUS_CONFIG";
 /// (`--label`, 2.x `--annotation`), Docker (`--annotation`) and ctr
 /// (`--label`) users pick a backend per container without runtime options.
 pub const RUNTIME_ANNOTATION: &str = "io.nucleus.runtime";
-/// The runtime the spec in `bundle` asks for by [`RUNTIME_ANNOTATION`]
-/// (read from containerd's spec, the kept original once hardened); None
-/// when it asks for none or cannot be read (hardening then names why).
-/// Not for CRI's containers: a pod's containers share its sandbox, so its
-/// handler (a RuntimeClass) alone decides.
-pub fn chosen_runtime(bundle: &Path) -> Option<String> {
-    let source = crate::harden::bundle::read(bundle).ok()?;
-    let annotations = source.spec.pointer("/annotations")?;
+/// The runtime `spec` (containerd's, as the bundle holds it) asks for by
+/// [`RUNTIME_ANNOTATION`]; None when it asks for none. Not for CRI's
+/// containers: a pod's containers share its sandbox, so its handler (a
+/// RuntimeClass) alone decides.
+pub fn chosen_runtime(spec: &serde_json::Value) -> Option<String> {
+    let annotations = spec.pointer("/annotations")?;
     if annotations
         .get(crate::runtime::CONTAINER_TYPE_ANNOTATION)
         .is_some()
@@ -632,20 +630,16 @@ mod tests {
 
     #[test]
     fn the_annotation_is_read_from_the_spec_except_under_cri() {
-        let bundle = tempfile::tempdir().unwrap();
-        let write = |annotations: &str| {
-            std::fs::write(
-                bundle.path().join("config.json"),
-                format!(r#"{{"ociVersion":"1.0.2","annotations":{annotations}}}"#),
-            )
-            .unwrap()
-        };
-        write(r#"{"io.nucleus.runtime":"runsc"}"#);
-        assert_eq!(chosen_runtime(bundle.path()).as_deref(), Some("runsc"));
-        write(r#"{"io.nucleus.runtime":"runsc","io.kubernetes.cri.container-type":"sandbox"}"#);
-        assert_eq!(chosen_runtime(bundle.path()), None);
-        write("{}");
-        assert_eq!(chosen_runtime(bundle.path()), None);
+        let spec = |annotations: serde_json::Value| serde_json::json!({"annotations": annotations});
+        let runsc = spec(serde_json::json!({"io.nucleus.runtime": "runsc"}));
+        assert_eq!(chosen_runtime(&runsc).as_deref(), Some("runsc"));
+        let cri = spec(serde_json::json!({
+            "io.nucleus.runtime": "runsc",
+            "io.kubernetes.cri.container-type": "sandbox"
+        }));
+        assert_eq!(chosen_runtime(&cri), None);
+        assert_eq!(chosen_runtime(&spec(serde_json::json!({}))), None);
+        assert_eq!(chosen_runtime(&serde_json::json!({})), None);
     }
 
     #[test]

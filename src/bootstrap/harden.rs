@@ -31,13 +31,15 @@ pub fn run(args: &HardenArgs) -> Result<String, BootstrapError> {
             Err(_) => RuntimeOptions::None,
         },
     };
+    let source = harden::bundle::read(bundle_dir)
+        .map_err(|e| BootstrapError(format!("bundle {}: {e}", args.bundle)))?;
     let path_env = std::env::var("PATH").ok();
     let cfg = config::resolve(
         &opts,
         "default",
         &config::default_config_path(),
         path_env.as_deref(),
-        config::chosen_runtime(bundle_dir).as_deref(),
+        config::chosen_runtime(&source.spec).as_deref(),
     )
     .map_err(|e| BootstrapError(e.to_string()))?;
     // The runtime Create used, as it recorded it, unless --config asks
@@ -52,6 +54,7 @@ pub fn run(args: &HardenArgs) -> Result<String, BootstrapError> {
         .flatten();
     let hardened = harden::harden_bundle(
         bundle_dir,
+        source,
         &cfg.policy,
         backend,
         version.as_deref(),

@@ -194,18 +194,18 @@ pub struct Hardened {
     pub report: Report,
 }
 
-/// Reads the bundle's spec (the kept original if hardened before), hardens
-/// it and, unless `dry_run`, writes config.json, the original and the
-/// report into the bundle. `runtime_version` (the runtime's `--version`
+/// Hardens the spec `source` read from `bundle` ([`bundle::read`]: the kept
+/// original if hardened before) and, unless `dry_run`, writes config.json,
+/// the original and the report into the bundle. `runtime_version` (the runtime's `--version`
 /// line, where the report depends on it) names the runtime in the report.
 pub fn harden_bundle(
     bundle: &Path,
+    source: bundle::Source,
     policy: &Policy,
     backend: Backend,
     runtime_version: Option<&str>,
     dry_run: bool,
 ) -> Result<Hardened, HardenError> {
-    let source = bundle::read(bundle)?;
     let mut spec = source.spec.clone();
     let euid = nix::unistd::geteuid().as_raw();
     let mut report = harden(&mut spec, policy, backend, euid)
@@ -467,7 +467,16 @@ mod tests {
         let spec_path = dir.path().join(bundle::SPEC_FILE);
         let original = serde_json::to_vec(&ctr_spec()).unwrap();
         std::fs::write(&spec_path, &original).unwrap();
-        let dry = harden_bundle(dir.path(), &Policy::default(), Backend::Runc, None, true).unwrap();
+        let read = || bundle::read(dir.path()).unwrap();
+        let dry = harden_bundle(
+            dir.path(),
+            read(),
+            &Policy::default(),
+            Backend::Runc,
+            None,
+            true,
+        )
+        .unwrap();
         assert!(!dry.report.changes.is_empty());
         assert_eq!(
             std::fs::read(&spec_path).unwrap(),
@@ -475,8 +484,15 @@ mod tests {
             "dry run writes nothing"
         );
         assert!(!dir.path().join(bundle::REPORT_FILE).exists());
-        let done =
-            harden_bundle(dir.path(), &Policy::default(), Backend::Runc, None, false).unwrap();
+        let done = harden_bundle(
+            dir.path(),
+            read(),
+            &Policy::default(),
+            Backend::Runc,
+            None,
+            false,
+        )
+        .unwrap();
         let written: Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
         assert_eq!(written, done.spec);
         assert_eq!(

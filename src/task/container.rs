@@ -64,8 +64,13 @@ pub struct Restore {
 }
 
 /// Resolves the config for a Create: options from the request, else the
-/// ones `start` persisted in the bundle.
-pub fn resolve_config(req: &CreateTaskRequest, namespace: &str) -> Result<Config, TaskError> {
+/// ones `start` persisted in the bundle; `spec` is the bundle's (its
+/// runtime annotation).
+pub fn resolve_config(
+    req: &CreateTaskRequest,
+    namespace: &str,
+    spec: &Value,
+) -> Result<Config, TaskError> {
     let bundle = Path::new(&req.bundle);
     let opts = match req.options.as_ref() {
         Some(any) if !any.type_url.is_empty() => options::decode_any(any),
@@ -76,9 +81,7 @@ pub fn resolve_config(req: &CreateTaskRequest, namespace: &str) -> Result<Config
     }
     .map_err(|e| TaskError::invalid(format!("container {}: {e}", req.id)))?;
     let path_env = std::env::var("PATH").ok();
-    // The runtime a container chooses by annotation. An unreadable spec is
-    // named by the hardening that follows.
-    let chosen = config::chosen_runtime(bundle);
+    let chosen = config::chosen_runtime(spec);
     config::resolve(
         &opts,
         namespace,
@@ -89,12 +92,14 @@ pub fn resolve_config(req: &CreateTaskRequest, namespace: &str) -> Result<Config
     .map_err(|e| TaskError::invalid(format!("container {}: {e}", req.id)))
 }
 
-/// Hardens the bundle's spec under the config's policy and writes it back;
-/// returns the hardened spec and report (the spec the runtime will read).
+/// Hardens the bundle's spec `source` under the config's policy and writes
+/// it back; returns the hardened spec and report (the spec the runtime will
+/// read).
 pub fn harden_bundle(
     runner: &dyn CommandRunner,
     id: &str,
     bundle: &Path,
+    source: harden::bundle::Source,
     cfg: &Config,
 ) -> Result<harden::Hardened, TaskError> {
     // runsc's version goes into the report: what it leaves undone of the
@@ -102,9 +107,15 @@ pub fn harden_bundle(
     let version = (cfg.backend == Backend::Runsc)
         .then(|| crate::runtime::version(runner, &cfg.binary))
         .flatten();
-    let hardened =
-        harden::harden_bundle(bundle, &cfg.policy, cfg.backend, version.as_deref(), false)
-            .map_err(|e| TaskError::invalid(format!("container {id}: {e}")))?;
+    let hardened = harden::harden_bundle(
+        bundle,
+        source,
+        &cfg.policy,
+        cfg.backend,
+        version.as_deref(),
+        false,
+    )
+    .map_err(|e| TaskError::invalid(format!("container {id}: {e}")))?;
     let summary = hardened.report.summary();
     if hardened.report.level == harden::Level::Off {
         log::warn!("container {id}: HARDENING IS OFF: {summary}");
@@ -253,7 +264,11 @@ pub fn create(
             req.id, req.bundle
         )));
     }
-    let cfg = resolve_config(req, namespace)?;
+    // The spec is read once: its annotation picks the config's runtime,
+    // then it is hardened.
+    let source = harden::bundle::read(&bundle)
+        .map_err(|e| TaskError::invalid(format!("container {}: {e}", req.id)))?;
+    let cfg = resolve_config(req, namespace, &source.spec)?;
     let restore = (!req.checkpoint.is_empty()).then(|| Restore {
         image: PathBuf::from(&req.checkpoint),
         parent: (!req.parent_checkpoint.is_empty()).then(|| PathBuf::from(&req.parent_checkpoint)),
@@ -267,7 +282,7 @@ pub fn create(
     let harden::Hardened {
         mut spec,
         report: hardening,
-    } = harden_bundle(runner, &req.id, &bundle, &cfg)?;
+    } = harden_bundle(runner, &req.id, &bundle, source, &cfg)?;
     let exec_rules = harden::ExecRules::new(&cfg.policy, &hardening);
     // The process as given, before a backend wraps it (runsc's relay).
     let given_process = spec.get("process").cloned().unwrap_or(Value::Null);
